@@ -1,0 +1,121 @@
+"""The only module that prints: tables, JSON, errors, warnings."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+import click
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tokenomy.errors import TokenomyError
+
+__all__ = [
+    "error",
+    "json_out",
+    "line",
+    "run_app",
+    "table",
+    "usd",
+    "warn",
+]
+
+
+def _console(*, stderr: bool) -> Console:
+    c = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    if not c.is_terminal:  # piped or captured: never truncate columns to 80
+        c = Console(stderr=stderr, highlight=False, soft_wrap=True, width=240)
+    return c
+
+
+_out = _console(stderr=False)
+_err = _console(stderr=True)
+
+
+def run_app(app: typer.Typer, argv: list[str]) -> int:
+    """Run the Typer app; turn tokenomy errors into one clear line and their exit code."""
+    try:
+        rv = app(args=argv, prog_name="tokenomy", standalone_mode=False)
+    except TokenomyError as exc:
+        error(str(exc))
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code or 0)
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    except click.exceptions.Abort:
+        error("aborted")
+        return 130
+    except KeyboardInterrupt:
+        error("interrupted")
+        return 130
+    except BrokenPipeError:
+        return 0
+    return rv if isinstance(rv, int) else 0
+
+
+def line(text: str = "") -> None:
+    _out.print(text, markup=False)
+
+
+def warn(text: str) -> None:
+    _err.print(f"warning: {text}", markup=False, style="yellow")
+
+
+def error(text: str) -> None:
+    _err.print(f"error: {text}", markup=False, style="red")
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, Decimal):
+        return str(obj)
+    if isinstance(obj, tuple | set | frozenset):
+        return list(obj)
+    raise TypeError(f"cannot serialise {type(obj).__name__}")
+
+
+def json_out(data: Any) -> None:
+    """Print ``data`` as indented JSON; Decimals become exact strings."""
+    sys.stdout.write(
+        orjson.dumps(data, default=_default, option=orjson.OPT_INDENT_2).decode() + "\n"
+    )
+    sys.stdout.flush()
+
+
+def usd(value: Decimal | None, *, places: int = 4) -> str:
+    """Money for display: rounded only here, at the edge."""
+    if value is None:
+        return "unpriced"
+    q = Decimal(1).scaleb(-places)
+    return f"${value.quantize(q):,}"
+
+
+def table(
+    title: str | None,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    right: Iterable[str] = (),
+    caption: str | None = None,
+) -> None:
+    """A rich table; columns named in ``right`` are right-aligned (numbers)."""
+    t = Table(title=title, caption=caption, show_lines=False, header_style="bold")
+    right_set = set(right)
+    for c in columns:
+        t.add_column(c, justify="right" if c in right_set else "left")
+    for r in rows:
+        t.add_row(*("" if v is None else str(v) for v in r))
+    _out.print(t)
+
+
+def kv(rows: Mapping[str, Any]) -> None:
+    """Aligned ``key  value`` lines."""
+    width = max((len(k) for k in rows), default=0)
+    for k, v in rows.items():
+        line(f"{k.ljust(width)}  {v}")

@@ -1,0 +1,1 @@
+"""tokenomy.client (see ARCHITECTURE.md)."""

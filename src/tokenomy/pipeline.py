@@ -1,0 +1,1 @@
+"""tokenomy.pipeline (see ARCHITECTURE.md)."""

@@ -1,0 +1,1 @@
+"""Anthropic wire shapes, field names verbatim; SSE parse/emit. Pure."""

@@ -1,0 +1,1 @@
+"""tokenomy.wiring (see ARCHITECTURE.md)."""
