@@ -201,12 +201,15 @@ class Usage:
             "input_tokens": self.input_tokens,
             "cache_creation_input_tokens": self.cache_write_tokens,
             "cache_read_input_tokens": self.cache_read_tokens,
-            "cache_creation": {
+        }
+        # Without a known split the writes were reported as a total only; inventing a
+        # 5m/1h breakdown here would turn "TTL unknown" into "all 5m" on the way back.
+        if self.ttl_split_known:
+            out["cache_creation"] = {
                 "ephemeral_5m_input_tokens": self.cache_write_5m_tokens,
                 "ephemeral_1h_input_tokens": self.cache_write_1h_tokens,
-            },
-            "output_tokens": self.output_tokens,
-        }
+            }
+        out["output_tokens"] = self.output_tokens
         if self.web_search_requests or self.web_fetch_requests:
             out["server_tool_use"] = {
                 "web_search_requests": self.web_search_requests,
@@ -228,16 +231,14 @@ class Usage:
 
 def _iter_wire(it: Iteration) -> dict[str, Any]:
     w = it.usage.to_wire()
-    return {
-        k: w[k]
-        for k in (
-            "input_tokens",
-            "cache_creation_input_tokens",
-            "cache_read_input_tokens",
-            "cache_creation",
-            "output_tokens",
-        )
-    }
+    keys = (
+        "input_tokens",
+        "cache_creation_input_tokens",
+        "cache_read_input_tokens",
+        "cache_creation",
+        "output_tokens",
+    )
+    return {k: w[k] for k in keys if k in w}
 
 
 def sum_usages(usages: Iterable[Usage]) -> Usage:
