@@ -252,6 +252,11 @@ BAD = [
         ("server_tool_use", "[1]"),
     ),
     Bad(
+        "negative web searches",
+        {"input_tokens": 0, "output_tokens": 0, "server_tool_use": {"web_search_requests": -1}},
+        ("server_tool_use.web_search_requests", "-1"),
+    ),
+    Bad(
         "service tier not a string",
         {"input_tokens": 0, "output_tokens": 0, "service_tier": 1},
         ("service_tier", "1"),

@@ -165,8 +165,9 @@ class Usage:
         else:
             w5, w1, known = writes, 0, writes == 0
         stu = u.get("server_tool_use")
+        tools_where = f"{where}.server_tool_use"
         if stu is not None and not isinstance(stu, Mapping):
-            raise UsageError(f"{where}.server_tool_use must be an object, got {stu!r}")
+            raise UsageError(f"{tools_where} must be an object, got {stu!r}")
         details = u.get("output_tokens_details")
         thinking = None
         if isinstance(details, Mapping) and details.get("thinking_tokens") is not None:
@@ -186,8 +187,8 @@ class Usage:
             cache_write_1h_tokens=w1,
             ttl_split_known=known,
             thinking_tokens=thinking,
-            web_search_requests=_count(stu or {}, "web_search_requests", where),
-            web_fetch_requests=_count(stu or {}, "web_fetch_requests", where),
+            web_search_requests=_count(stu or {}, "web_search_requests", tools_where),
+            web_fetch_requests=_count(stu or {}, "web_fetch_requests", tools_where),
             service_tier=_opt_str(u, "service_tier", where),
             speed=_opt_str(u, "speed", where),
             inference_geo=_opt_str(u, "inference_geo", where),
@@ -291,7 +292,7 @@ def _count(u: Mapping[str, Any], key: str, where: str) -> int:
             return int(v)
         raise UsageError(f"{where}.{key} must be a whole number of tokens, got {v!r}")
     if v < 0:
-        raise UsageError(f"{where}.{key} is negative ({v}); token counts are never below 0")
+        raise UsageError(f"{where}.{key} is negative ({v}); usage counts are never below 0")
     return v
 
 
