@@ -151,6 +151,38 @@ def test_breakdown_of_zeros_with_a_nonzero_total_keeps_the_total() -> None:
     assert not u.ttl_split_known
 
 
+def test_breakdown_short_of_the_total_keeps_every_written_token() -> None:
+    """Writes are never dropped: tokens the split does not explain are priced at 5m.
+
+    (Helicone PR #5606 dropped writes when the breakdown did not cover them.)
+    """
+    u = Usage.from_wire(
+        {
+            "input_tokens": 1,
+            "cache_creation_input_tokens": 5000,
+            "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 1000},
+            "output_tokens": 1,
+        }
+    )
+    assert (u.cache_write_5m_tokens, u.cache_write_1h_tokens) == (4000, 1000)
+    assert u.cache_write_tokens == 5000
+    assert not u.ttl_split_known
+
+
+def test_breakdown_above_a_stale_total_wins() -> None:
+    """The split is the more detailed report; a smaller total is not a reason to drop tokens."""
+    u = Usage.from_wire(
+        {
+            "input_tokens": 1,
+            "cache_creation_input_tokens": 100,
+            "cache_creation": {"ephemeral_5m_input_tokens": 70, "ephemeral_1h_input_tokens": 80},
+            "output_tokens": 1,
+        }
+    )
+    assert (u.cache_write_5m_tokens, u.cache_write_1h_tokens) == (70, 80)
+    assert u.ttl_split_known
+
+
 def test_breakdown_without_a_total() -> None:
     u = Usage.from_wire(
         {

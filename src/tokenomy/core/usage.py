@@ -154,10 +154,13 @@ class Usage:
         ):
             w5 = _count(split, "ephemeral_5m_input_tokens", f"{where}.cache_creation")
             w1 = _count(split, "ephemeral_1h_input_tokens", f"{where}.cache_creation")
-            # Some clients send the split with zeros but the total filled in (or the other
-            # way round); the total is what is billed, the split only says at which rate.
-            if w5 + w1 == 0 and writes > 0:
-                w5, w1, known = writes, 0, False
+            # The two should add up to the total. Some clients send the split zeroed (or
+            # stale) with the total filled in: the total is what is billed, so tokens the
+            # split does not explain are priced at 5m, like writes without any split, and
+            # flagged. Writes are never dropped.
+            unexplained = writes - (w5 + w1)
+            if unexplained > 0:
+                w5, known = w5 + unexplained, False
             else:
                 known = True
         elif split is not None and not isinstance(split, Mapping):
