@@ -279,6 +279,11 @@ BAD = [
         ("cache_creation", "5"),
     ),
     Bad(
+        "output_tokens_details not an object",
+        {"input_tokens": 0, "output_tokens": 0, "output_tokens_details": 7},
+        ("output_tokens_details", "7"),
+    ),
+    Bad(
         "server_tool_use not an object",
         {"input_tokens": 0, "output_tokens": 0, "server_tool_use": [1]},
         ("server_tool_use", "[1]"),
@@ -358,6 +363,44 @@ def test_strict_mode_rejects_an_unknown_field_and_suggests_the_right_one() -> No
     assert "'cache_read_input_token'" in msg
     assert "did you mean 'cache_read_input_tokens'?" in msg
     assert "--allow-unknown" in msg
+
+
+@pytest.mark.parametrize(
+    ("usage", "path", "guess"),
+    [
+        (
+            {"cache_creation": {"ephemeral_5m_input_token": 5}},
+            "usage.cache_creation",
+            "ephemeral_5m_input_tokens",
+        ),
+        (
+            {"server_tool_use": {"web_search_request": 2}},
+            "usage.server_tool_use",
+            "web_search_requests",
+        ),
+        (
+            {"output_tokens_details": {"thinking_token": 2}},
+            "usage.output_tokens_details",
+            "thinking_tokens",
+        ),
+        (
+            {"iterations": [{"type": "message", "input_tokens": 1, "cache_read_tokens": 9}]},
+            "usage.iterations[0]",
+            "cache_read_input_tokens",
+        ),
+    ],
+    ids=["cache_creation", "server_tool_use", "output_tokens_details", "iteration"],
+)
+def test_strict_mode_looks_inside_nested_objects(
+    usage: dict[str, Any], path: str, guess: str
+) -> None:
+    """A typo inside a nested object would silently drop tokens or requests; strict says so."""
+    wire = {"input_tokens": 1, "output_tokens": 1, **usage}
+    with pytest.raises(UsageError) as info:
+        Usage.from_wire(wire, strict=True)
+    assert f"{path} has an unknown field" in str(info.value)
+    assert f"did you mean {guess!r}?" in str(info.value)
+    Usage.from_wire(wire)  # lenient mode reads what it knows
 
 
 def test_strict_mode_without_a_close_match_gives_no_guess() -> None:

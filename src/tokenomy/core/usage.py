@@ -52,6 +52,13 @@ KNOWN_FIELDS = frozenset(
         "model",
     }
 )
+# Fields of the nested objects; strict mode checks these too, since a typo there would
+# silently drop writes, searches or thinking tokens.
+_NESTED_FIELDS = {
+    "cache_creation": frozenset({"ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens"}),
+    "server_tool_use": frozenset({"web_search_requests", "web_fetch_requests"}),
+    "output_tokens_details": frozenset({"thinking_tokens"}),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +153,17 @@ class Usage:
             raise UsageError(f"{where} must be a JSON object, got {type(u).__name__}")
         unknown = tuple(sorted(k for k in u if k not in KNOWN_FIELDS))
         if strict and unknown:
-            raise UsageError(_unknown_message(unknown[0], where))
+            raise UsageError(_unknown_message(unknown[0], where, KNOWN_FIELDS))
+        if strict:
+            for key, known_keys in _NESTED_FIELDS.items():
+                nested = u.get(key)
+                extra = (
+                    sorted(k for k in nested if k not in known_keys)
+                    if isinstance(nested, Mapping)
+                    else []
+                )
+                if extra:
+                    raise UsageError(_unknown_message(extra[0], f"{where}.{key}", known_keys))
         writes = _count(u, "cache_creation_input_tokens", where)
         split = u.get("cache_creation")
         if isinstance(split, Mapping) and (
@@ -172,6 +189,8 @@ class Usage:
         if stu is not None and not isinstance(stu, Mapping):
             raise UsageError(f"{tools_where} must be an object, got {stu!r}")
         details = u.get("output_tokens_details")
+        if details is not None and not isinstance(details, Mapping):
+            raise UsageError(f"{where}.output_tokens_details must be an object, got {details!r}")
         thinking = None
         if isinstance(details, Mapping) and details.get("thinking_tokens") is not None:
             thinking = _count(details, "thinking_tokens", f"{where}.output_tokens_details")
@@ -179,7 +198,7 @@ class Usage:
         if raw_iterations is not None and not isinstance(raw_iterations, list):
             raise UsageError(f"{where}.iterations must be a list, got {raw_iterations!r}")
         iterations = tuple(
-            _iteration(it, where=f"{where}.iterations[{i}]")
+            _iteration(it, where=f"{where}.iterations[{i}]", strict=strict)
             for i, it in enumerate(raw_iterations or ())
         )
         return cls(
@@ -270,7 +289,7 @@ def sum_usages(usages: Iterable[Usage]) -> Usage:
     )
 
 
-def _iteration(it: Any, *, where: str) -> Iteration:
+def _iteration(it: Any, *, where: str, strict: bool) -> Iteration:
     if not isinstance(it, Mapping):
         raise UsageError(f"{where} must be an object, got {it!r}")
     kind = it.get("type", "message")
@@ -280,7 +299,7 @@ def _iteration(it: Any, *, where: str) -> Iteration:
     return Iteration(
         kind=kind,
         usage=Usage.from_wire(
-            {k: v for k, v in it.items() if k not in ("iterations",)}, where=where
+            {k: v for k, v in it.items() if k not in ("iterations",)}, where=where, strict=strict
         ),
         model=model if isinstance(model, str) else None,
     )
@@ -306,8 +325,8 @@ def _opt_str(u: Mapping[str, Any], key: str, where: str) -> str | None:
     raise UsageError(f"{where}.{key} must be a string, got {v!r}")
 
 
-def _unknown_message(name: str, where: str) -> str:
-    close = difflib.get_close_matches(name, sorted(KNOWN_FIELDS), n=1)
+def _unknown_message(name: str, where: str, known: frozenset[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return f"{where} has an unknown field {name!r}{hint}; remove it or pass --allow-unknown"
 
