@@ -114,33 +114,47 @@ def rates(
     p = model.prices
     if p is None:
         return Unpriced(model.id, _no_price_reason(model))
-    in_scale = out_scale = Decimal(1)
+    # Each modifier scales the input side (input, writes, reads) and the output side by a
+    # ratio. Numerators and denominators are kept apart and divided once, last: 3.75 * 1 / 3
+    # is exactly 1.25, while 3.75 * (1 / 3) is not.
+    in_num = in_den = out_num = out_den = Decimal(1)
     mods: list[Modifier] = []
     lc = model.long_context
     if lc is not None and total_input_tokens > lc.above_input_tokens:
-        in_scale *= lc.input / p.input
-        out_scale *= lc.output / p.output
+        in_num, in_den = in_num * lc.input, in_den * p.input
+        out_num, out_den = out_num * lc.output, out_den * p.output
         mods.append("long_context")
     if fast:
         if model.fast is None:
             return Unpriced(model.id, f"{model.id} has no fast-mode price in the model table")
-        in_scale *= model.fast.input / p.input
-        out_scale *= model.fast.output / p.output
+        in_num, in_den = in_num * model.fast.input, in_den * p.input
+        out_num, out_den = out_num * model.fast.output, out_den * p.output
         mods.append("fast")
     if batch:
-        in_scale *= p.batch_input / p.input if p.input else table.batch_multiplier
-        out_scale *= p.batch_output / p.output if p.output else table.batch_multiplier
+        # A row priced at $0 has no ratio to take; the table-wide discount stands in.
+        if p.input:
+            in_num, in_den = in_num * p.batch_input, in_den * p.input
+        else:
+            in_num *= table.batch_multiplier
+        if p.output:
+            out_num, out_den = out_num * p.batch_output, out_den * p.output
+        else:
+            out_num *= table.batch_multiplier
         mods.append("batch")
     if geo_us and model.geo_surcharge:
-        in_scale *= table.geo_us_multiplier
-        out_scale *= table.geo_us_multiplier
+        in_num *= table.geo_us_multiplier
+        out_num *= table.geo_us_multiplier
         mods.append("geo_us")
+
+    def scaled(price: Decimal, num: Decimal, den: Decimal) -> Decimal:
+        return price * num / den if den else ZERO
+
     return Rates(
-        input=p.input * in_scale,
-        cache_write_5m=p.cache_write_5m * in_scale,
-        cache_write_1h=p.cache_write_1h * in_scale,
-        cache_read=p.cache_read * in_scale,
-        output=p.output * out_scale,
+        input=scaled(p.input, in_num, in_den),
+        cache_write_5m=scaled(p.cache_write_5m, in_num, in_den),
+        cache_write_1h=scaled(p.cache_write_1h, in_num, in_den),
+        cache_read=scaled(p.cache_read, in_num, in_den),
+        output=scaled(p.output, out_num, out_den),
         modifiers=tuple(mods),
     )
 

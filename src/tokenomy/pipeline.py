@@ -1,1 +1,0 @@
-"""tokenomy.pipeline (see ARCHITECTURE.md)."""
