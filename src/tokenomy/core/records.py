@@ -74,6 +74,8 @@ class RunRecord:
     # The client's own id for the run (a Claude Code session id, a batch job id, …).
     external_id: str | None = None
     project: str | None = None
+    # The run's ideal cost (lower bound for caching without changing content), when known.
+    ideal_usd: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
