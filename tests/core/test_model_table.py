@@ -283,6 +283,19 @@ def test_mythos_preview_is_known_but_unpriced() -> None:
         ("eu.anthropic.claude-haiku-4-5-20251001-v1:0", "claude-haiku-4-5-20251001"),
         ("anthropic.claude-opus-4-6-v1", "claude-opus-4-6"),
         ("anthropic.claude-3-haiku-20240307-v1:0", "claude-3-haiku-20240307"),
+        # Bedrock's other geographies, and GovCloud
+        ("global.anthropic.claude-opus-4-6-v1", "claude-opus-4-6"),
+        ("apac.anthropic.claude-sonnet-4-20250514-v1:0", "claude-sonnet-4-20250514"),
+        ("jp.anthropic.claude-haiku-4-5-20251001-v1:0", "claude-haiku-4-5-20251001"),
+        ("us-gov.anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5-20250929"),
+        (
+            "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-opus-4-1-20250805-v1:0",
+            "claude-opus-4-1-20250805",
+        ),
+        # gateways that prefix the provider (LiteLLM), Vertex resource names, shouting
+        ("anthropic/claude-sonnet-4-5", "claude-sonnet-4-5-20250929"),
+        ("publishers/anthropic/models/claude-opus-4-5@20251101", "claude-opus-4-5-20251101"),
+        ("Claude-Opus-4-6", "claude-opus-4-6"),
         # Vertex: model@snapshot
         ("claude-haiku-4-5@20251001", "claude-haiku-4-5-20251001"),
         ("claude-opus-4-6@default", "claude-opus-4-6"),

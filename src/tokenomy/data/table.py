@@ -144,12 +144,20 @@ class ModelTable:
 
 
 _DATE_SUFFIX = re.compile(r"-(\d{8})$")
-_BEDROCK = re.compile(r"^(?:[a-z]{2}\.)?anthropic\.(?P<id>.+?)(?:-v\d+(?::\d+)?)?$")
+# Bedrock: an optional geography of a cross-region profile (us, eu, apac, jp, au, global,
+# us-gov), "anthropic.", the model id, an optional "-v1" / "-v1:0" version.
+_BEDROCK = re.compile(r"^(?:[a-z]+(?:-[a-z]+)?\.)?anthropic\.(?P<id>.+?)(?:-v\d+(?::\d+)?)?$")
 
 
 def _candidates(name: str) -> Iterator[str]:
     """Spellings of one model id as clients send them, most specific first."""
     n = name.strip()
+    yield n
+    n = n.lower()
+    yield n
+    # Gateways and clouds put the id after a path: "anthropic/claude-…" (LiteLLM),
+    # "publishers/anthropic/models/claude-…" (Vertex), "arn:…:foundation-model/anthropic.…".
+    n = n.rpartition("/")[2]
     yield n
     n = re.sub(r"\[[^\]]*\]$", "", n)  # Claude Code: "claude-opus-4-8[1m]"
     yield n
@@ -161,6 +169,7 @@ def _candidates(name: str) -> Iterator[str]:
         base, _, snap = n.partition("@")
         yield f"{base}-{snap}" if snap else base
         yield base
+        n = base
     m2 = _DATE_SUFFIX.search(n)
     if m2:  # an undated alias of a dated snapshot we do not list yet
         yield n[: m2.start()]
