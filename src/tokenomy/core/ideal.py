@@ -71,7 +71,11 @@ class IdealCost:
         self.other_usd += other_usd
         prev_end = 0
         for i, h in enumerate(prefix_hashes):
-            end = total_input_tokens if i == len(prefix_hashes) - 1 else min(positions[i], total_input_tokens)
+            end = (
+                total_input_tokens
+                if i == len(prefix_hashes) - 1
+                else min(positions[i], total_input_tokens)
+            )
             delta = max(0, end - prev_end)
             prev_end = max(prev_end, end)
             key = (model, h)
@@ -91,7 +95,7 @@ class IdealCost:
     def _upgrade(self, seen: _Seen, gap_s: float) -> None:
         """A reuse after ``gap_s``: the first sighting becomes (at least) the right write."""
         want: Literal["write_5m", "write_1h"] = "write_5m" if gap_s <= _5M_S else "write_1h"
-        if seen.billed == want or seen.billed == "write_1h":
+        if seen.billed in (want, "write_1h"):
             return
         r = seen.rates
         was = {"input": r.input, "write_5m": r.cache_write_5m}[seen.billed]

@@ -1,0 +1,591 @@
+"""The one funnel: ``request → policies (pure) → [transport] → meter → ledger``.
+
+:class:`Pipeline` does no network I/O itself. A transport (the drop-in client's httpx
+transports, the gateway's relay, the batch runner) calls :meth:`Pipeline.prepare` with the bytes
+it is about to send and sends what comes back, tells :meth:`Pipeline.started` when the response
+begins, and :meth:`Pipeline.finish` with what the response said. So the sync and async clients,
+the gateway and the batch runner share every line of policy and metering.
+
+Requests the API would reject are sent unchanged: its error is the truth.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import orjson
+
+from tokenomy.core.anatomy import Anatomy, anatomy, apportion, segment_costs
+from tokenomy.core.cache_model import BreakpointPos, CacheModel, Observation, Prediction, Ttl
+from tokenomy.core.cache_plan import (
+    CachePlan,
+    PlanHistory,
+    PlannerConfig,
+    caller_breakpoints,
+    is_cacheable,
+    plan_cache,
+)
+from tokenomy.core.canonical import Chain, chain
+from tokenomy.core.doctor import Diagnosis, PreviousCall, diagnose
+from tokenomy.core.keys import fingerprint
+from tokenomy.core.pricing import CostBreakdown, Unpriced, cost, rates
+from tokenomy.core.records import CallRecord, CallStatus, RunSource
+from tokenomy.core.stabilize import (
+    VolatileFinding,
+    find_volatile,
+    move_volatile_system_blocks,
+    pin_key_orders,
+)
+from tokenomy.data.table import ModelInfo, ModelTable
+from tokenomy.pipeline.runs import Run
+from tokenomy.pipeline.tap import ResponseFacts
+from tokenomy.ports import Clock, UsageSink
+
+__all__ = ["CallContext", "Pipeline", "PipelineConfig", "Prepared"]
+
+Kind = Literal["messages", "count_tokens", "other"]
+_DEFAULT_MIN_CACHEABLE = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineConfig:
+    """What the pipeline does to requests. ``optimize=False`` meters and diagnoses only."""
+
+    optimize: bool = True
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
+    pin_key_order: bool = True
+    move_volatile_system: bool = False
+    source: RunSource = "library"
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """An outgoing HTTP request as a transport sees it."""
+
+    method: str
+    path: str
+    body: bytes
+    api_key: str | None = None
+    mode: Literal["interactive", "batch"] = "interactive"
+    # None: the pipeline's own setting.
+    optimize: bool | None = None
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A call on its way: what to send, and what the meter will need when it comes back."""
+
+    call_id: str
+    kind: Kind
+    body: bytes
+    run: Run | None
+    scope: str
+    stream: bool
+    model_requested: str | None
+    started_at: datetime
+    started_s: float
+    api_key_fingerprint: str | None
+    mode: Literal["interactive", "batch"] = "interactive"
+    optimize: bool = True
+    request: Mapping[str, Any] | None = None
+    model: ModelInfo | None = None
+    chain: Chain | None = None
+    anatomy: Anatomy | None = None
+    plan: CachePlan | None = None
+    prediction: Prediction | None = None
+    volatile: tuple[VolatileFinding, ...] = ()
+    decisions: dict[str, Any] = field(default_factory=dict)
+    response_started_s: float | None = None
+    first_content_s: float | None = None
+    finished: bool = False
+
+    @property
+    def metered(self) -> bool:
+        return self.kind == "messages"
+
+
+class Pipeline:
+    """Policies and metering for every call, per run and per API key."""
+
+    def __init__(
+        self,
+        *,
+        table: ModelTable,
+        clock: Clock,
+        sink: UsageSink | None = None,
+        config: PipelineConfig | None = None,
+        new_id: Callable[[str], str] | None = None,
+    ) -> None:
+        self.table = table
+        self.clock = clock
+        self.sink = sink
+        self.config = config or PipelineConfig()
+        self._new_id = new_id or (lambda prefix: f"{prefix}_{uuid.uuid4().hex}")
+        self._lock = threading.RLock()
+        self._caches: dict[str, CacheModel] = {}
+        self._runs: dict[str, Run] = {}
+        self._volatile_memo: dict[bytes, tuple[VolatileFinding, ...]] = {}
+
+    # ------------------------------------------------------------------ runs
+
+    def start_run(
+        self,
+        name: str,
+        *,
+        parent: Run | None = None,
+        tags: Mapping[str, str] | None = None,
+        source: RunSource | None = None,
+        external_id: str | None = None,
+        run_id: str | None = None,
+    ) -> Run:
+        """Start a run (recorded at once, and again with its end)."""
+        run = Run(
+            self,
+            run_id=run_id or self._new_id("run"),
+            name=name,
+            started_at=self.clock.now(),
+            parent=parent,
+            tags=tags,
+            source=source or self.config.source,
+            external_id=external_id,
+        )
+        with self._lock:
+            self._runs[run.run_id] = run
+        if self.sink is not None:
+            self.sink.record_run(run.record())
+        return run
+
+    def end_run(self, run: Run) -> None:
+        run.ended_at = self.clock.now()
+        if self.sink is not None:
+            self.sink.record_run(run.record())
+
+    def get_run(self, run_id: str) -> Run | None:
+        with self._lock:
+            return self._runs.get(run_id)
+
+    def forget_run(self, run_id: str) -> None:
+        with self._lock:
+            self._runs.pop(run_id, None)
+
+    def cache_model(self, scope: str) -> CacheModel:
+        with self._lock:
+            model = self._caches.get(scope)
+            if model is None:
+                model = self._caches[scope] = CacheModel()
+            return model
+
+    # ------------------------------------------------------------------ prepare
+
+    def prepare(self, ctx: CallContext, *, run: Run | None) -> Prepared:
+        """Apply the policies to an outgoing request; returns what to send."""
+        path = ctx.path.split("?", 1)[0].rstrip("/")
+        kind: Kind = (
+            "messages"
+            if ctx.method == "POST" and path.endswith("/v1/messages")
+            else "count_tokens"
+            if ctx.method == "POST" and path.endswith("/v1/messages/count_tokens")
+            else "other"
+        )
+        fp = fingerprint(ctx.api_key)
+        p = Prepared(
+            call_id=self._new_id("call"),
+            kind=kind,
+            body=ctx.body,
+            run=run,
+            scope=fp or "anonymous",
+            stream=False,
+            model_requested=None,
+            started_at=self.clock.now(),
+            started_s=self.clock.monotonic_s(),
+            api_key_fingerprint=fp,
+            mode=ctx.mode,
+            optimize=self.config.optimize if ctx.optimize is None else ctx.optimize,
+        )
+        if kind != "messages":
+            return p
+        try:
+            request = orjson.loads(ctx.body)
+        except orjson.JSONDecodeError:
+            p.decisions["skipped"] = "body is not JSON: sent unchanged"
+            return p
+        if not isinstance(request, dict) or not isinstance(request.get("messages"), list):
+            p.decisions["skipped"] = "not a Messages request: sent unchanged"
+            return p
+        model_name = request.get("model")
+        p.model_requested = model_name if isinstance(model_name, str) else None
+        p.stream = request.get("stream") is True
+        with self._lock:
+            self._plan(p, request, run)
+        return p
+
+    def _plan(self, p: Prepared, request: dict[str, Any], run: Run | None) -> None:
+        info = self.table.find(p.model_requested) if p.model_requested else None
+        p.model = info
+        model_key = info.id if info else (p.model_requested or "?")
+        min_tokens = info.min_cacheable_tokens if info else _DEFAULT_MIN_CACHEABLE
+        state = run.state if run is not None else None
+        cache = self.cache_model(p.scope)
+        decisions = p.decisions
+        rewritten: dict[str, Any] = request
+        if p.optimize and state is not None and self.config.pin_key_order:
+            rewritten, changes = pin_key_orders(rewritten, state.key_orders)
+            if changes:
+                decisions["stabilize"] = {"key_order": list(changes)}
+        ch = chain(rewritten)
+        an = anatomy(
+            rewritten, model=info, request_chain=ch, memo=state.estimates if state else None
+        )
+        previous = state.previous if state else None
+        volatile = self._volatile(ch, previous.chain if previous else None)
+        if state is not None:
+            state.volatile.update(v.ref for v in volatile if v.confirmed or v.pattern != "changed")
+        if p.optimize and self.config.move_volatile_system and volatile:
+            moved_req, moved = move_volatile_system_blocks(
+                rewritten, frozenset(v.ref for v in volatile)
+            )
+            if moved:
+                rewritten = moved_req
+                ch = chain(rewritten)
+                an = anatomy(
+                    rewritten, model=info, request_chain=ch, memo=state.estimates if state else None
+                )
+                decisions.setdefault("stabilize", {})["moved"] = list(moved)
+        now_s = p.started_s
+        positions = cache.positions(model_key, an)
+        if p.optimize:
+            entry_indices = frozenset(
+                i
+                for i, link in enumerate(ch.links)
+                if (e := cache.entries.get((model_key, link.prefix_hash))) is not None
+                and e.live(now_s)
+            )
+            history = PlanHistory(
+                gaps_s=tuple(state.gaps_s) if state else (),
+                entry_indices=entry_indices,
+                volatile=frozenset(state.volatile) if state else frozenset(v.ref for v in volatile),
+                independent_streak=state.independent_streak if state else 0,
+            )
+            planned, plan = plan_cache(
+                rewritten,
+                anatomy=an,
+                positions=positions,
+                min_cacheable_tokens=min_tokens,
+                history=history,
+                config=self.config.planner,
+            )
+        else:
+            planned = rewritten
+            plan = CachePlan(
+                tuple(caller_breakpoints(ch)),
+                "observe mode: nothing changed",
+                automatic=request.get("cache_control") is not None,
+            )
+        if planned is not request:
+            p.body = orjson.dumps(planned)
+        bps = list(plan.positions())
+        if planned.get("cache_control") is not None:
+            auto = _automatic_position(ch, planned["cache_control"])
+            if auto is not None and all(b.index != auto.index for b in bps):
+                bps.append(auto)
+        prediction = cache.predict(
+            model=model_key,
+            anatomy=an,
+            breakpoints=bps,
+            min_cacheable_tokens=min_tokens,
+            now_s=now_s,
+        )
+        cache.begin(prediction, an, call_id=p.call_id, now_s=now_s)
+        p.request, p.chain, p.anatomy, p.plan, p.prediction = planned, ch, an, plan, prediction
+        p.volatile = volatile
+        decisions["cache_plan"] = {
+            "breakpoints": [
+                {"ref": str(b.ref), "ttl": b.ttl, "role": b.role, "reason": b.reason}
+                for b in plan.breakpoints
+            ],
+            "automatic": plan.automatic,
+            "ttl_reason": plan.ttl_reason,
+            "notes": list(plan.notes),
+            "changed": plan.changed,
+        }
+        decisions["prediction"] = {
+            "read_tokens": prediction.read_tokens,
+            "write_5m_tokens": prediction.write_5m_tokens,
+            "write_1h_tokens": prediction.write_1h_tokens,
+            "hit": str(ch.links[prediction.hit_index].ref)
+            if prediction.hit_index is not None
+            else None,
+        }
+        if run is not None and run.parent is not None and run.state.calls == 0:
+            parent_blocks = run.parent.state.block_hashes
+            dup = sum(
+                n
+                for link, n in zip(ch.links, an.block_tokens, strict=True)
+                if link.block_hash in parent_blocks
+            )
+            decisions["duplicated_context_tokens"] = dup
+
+    def _volatile(self, ch: Chain, previous: Chain | None) -> tuple[VolatileFinding, ...]:
+        """Volatile findings in tools and system, memoised per block for pattern scans."""
+        upto = max(
+            (i for i, link in enumerate(ch.links) if link.ref.segment != "messages"), default=-1
+        )
+        if upto < 0:
+            return ()
+        key = ch.links[upto].prefix_hash + (
+            previous.links[upto].prefix_hash if previous and len(previous.links) > upto else b""
+        )
+        hit = self._volatile_memo.get(key)
+        if hit is None:
+            hit = find_volatile(ch, upto=upto, previous=previous)
+            if len(self._volatile_memo) > 4096:
+                self._volatile_memo.clear()
+            self._volatile_memo[key] = hit
+        return hit
+
+    # ------------------------------------------------------------------ response
+
+    def started(self, p: Prepared) -> None:
+        """The response began: entries this call writes are readable from now on."""
+        if p.response_started_s is None:
+            p.response_started_s = self.clock.monotonic_s()
+            if p.prediction is not None:
+                with self._lock:
+                    self.cache_model(p.scope).started(p.call_id)
+
+    def first_content(self, p: Prepared) -> None:
+        """The first content event of a stream arrived (time to first token)."""
+        if p.first_content_s is None:
+            p.first_content_s = self.clock.monotonic_s()
+
+    def finish(
+        self,
+        p: Prepared,
+        *,
+        status: int,
+        facts: ResponseFacts,
+        error: str | None = None,
+        cancelled: bool = False,
+    ) -> CallRecord | None:
+        """Meter the call, diagnose it, hand it to the ledger. Idempotent."""
+        if p.finished or not p.metered:
+            return None
+        p.finished = True
+        ended_s = self.clock.monotonic_s()
+        with self._lock:
+            record = self._meter(
+                p, status=status, facts=facts, error=error, cancelled=cancelled, ended_s=ended_s
+            )
+        if self.sink is not None:
+            self.sink.record_call(record)
+        return record
+
+    def _meter(
+        self,
+        p: Prepared,
+        *,
+        status: int,
+        facts: ResponseFacts,
+        error: str | None,
+        cancelled: bool,
+        ended_s: float,
+    ) -> CallRecord:
+        run = p.run
+        state = run.state if run else None
+        usage = facts.usage
+        cache = self.cache_model(p.scope)
+        model_used = facts.model or p.model_requested
+        call_status: CallStatus = (
+            "cancelled"
+            if cancelled
+            else "ok"
+            if status < 400 and usage is not None and not facts.error_type
+            else "error"
+        )
+        price: CostBreakdown | Unpriced | None = None
+        segments = seg_costs = None
+        diagnosis: Diagnosis | None = None
+        decisions = p.decisions
+        if usage is not None:
+            request_geo = p.request.get("inference_geo") if p.request else None
+            price = cost(
+                usage,
+                model_used or "?",
+                table=self.table,
+                inference_geo=request_geo if isinstance(request_geo, str) else None,
+            )
+            billable = usage.billable()
+            if p.anatomy is not None:
+                segments = apportion(
+                    p.anatomy.estimated,
+                    billable.total_input_tokens,
+                    output_tokens=billable.output_tokens,
+                )
+                info = self.table.find(model_used or "")
+                if info is not None:
+                    r = rates(
+                        info,
+                        table=self.table,
+                        total_input_tokens=billable.total_input_tokens,
+                        batch=usage.is_batch,
+                        fast=usage.speed == "fast",
+                        geo_us=(usage.inference_geo or request_geo or "") == "us",
+                    )
+                    if not isinstance(r, Unpriced):
+                        seg_costs = segment_costs(segments, usage, r)
+                        diagnosis = self._diagnose(p, usage, r)
+        elif p.prediction is not None:
+            cache.abort(p.call_id)
+        if diagnosis is not None:
+            decisions["doctor"] = diagnosis.to_json()
+        if facts.diagnostics is not None:
+            decisions["server_diagnostics"] = facts.diagnostics
+        if state is not None and run is not None:
+            self._update_run(run, p, usage, price, diagnosis)
+        latency_ms = (ended_s - p.started_s) * 1000.0
+        ttft_ms = (
+            (p.first_content_s - p.started_s) * 1000.0 if p.first_content_s is not None else None
+        )
+        return CallRecord(
+            call_id=p.call_id,
+            run_id=run.run_id if run else "",
+            seq=state.calls if state else 0,
+            started_at=p.started_at,
+            model_requested=p.model_requested or "?",
+            model_used=model_used,
+            mode=p.mode,
+            status=call_status,
+            stream=p.stream,
+            usage=usage,
+            cost=price,
+            segments=segments,
+            segment_costs=seg_costs,
+            ended_at=self.clock.now(),
+            latency_ms=latency_ms,
+            ttft_ms=ttft_ms,
+            http_status=status,
+            error_type=facts.error_type or (None if not error else "transport_error"),
+            error_message=facts.error_message or error,
+            request_id=None,
+            message_id=facts.message_id,
+            stop_reason=facts.stop_reason,
+            prefix_hash=p.chain.head_hex if p.chain else None,
+            breakpoints=tuple(b.describe() for b in p.plan.breakpoints) if p.plan else (),
+            decisions=decisions,
+            api_key_fingerprint=p.api_key_fingerprint,
+        )
+
+    def _diagnose(self, p: Prepared, usage: Any, r: Any) -> Diagnosis | None:
+        if (
+            p.prediction is None
+            or p.anatomy is None
+            or p.chain is None
+            or p.plan is None
+            or p.request is None
+        ):
+            return None
+        cache = self.cache_model(p.scope)
+        observation: Observation = cache.observe(p.prediction, p.anatomy, usage, call_id=p.call_id)
+        previous = p.run.state.previous if p.run else None
+        return diagnose(
+            chain=p.chain,
+            request=p.request,
+            model=p.prediction.model,
+            prediction=p.prediction,
+            observation=observation,
+            plan=p.plan,
+            usage=usage,
+            rates=r,
+            previous=previous,
+            volatile=p.volatile,
+            min_cacheable_tokens=p.model.min_cacheable_tokens if p.model else 0,
+        )
+
+    def _update_run(
+        self,
+        run: Run,
+        p: Prepared,
+        usage: Any,
+        price: CostBreakdown | Unpriced | None,
+        diagnosis: Diagnosis | None,
+    ) -> None:
+        s = run.state
+        s.calls += 1
+        if usage is None:
+            s.errors += 1
+            return
+        billable = usage.billable()
+        s.input_tokens += billable.total_input_tokens
+        s.cache_read_tokens += billable.cache_read_tokens
+        s.output_tokens += billable.output_tokens
+        if isinstance(price, CostBreakdown):
+            s.cost_usd += price.total_usd
+        else:
+            s.unpriced_calls += 1
+        if diagnosis is not None:
+            s.lost_usd += diagnosis.lost_usd
+            if diagnosis.agree is not None:
+                s.predictions_checked += 1
+                s.predictions_agree += int(diagnosis.agree)
+        if p.chain is None or p.anatomy is None or p.plan is None or p.request is None:
+            return
+        prev = s.previous
+        if prev is not None:
+            gap = p.started_s - prev.started_s
+            s.gaps_s.append(gap)
+            del s.gaps_s[:-8]
+            extends = p.chain.first_divergence(prev.chain) >= _messages_start(prev.chain)
+            s.independent_streak = 0 if extends else s.independent_streak + 1
+        model_key = p.prediction.model if p.prediction else (p.model_requested or "?")
+        cache = self.cache_model(p.scope)
+        positions = cache.positions(model_key, p.anatomy)
+        s.previous = PreviousCall(
+            chain=p.chain,
+            request=p.request,
+            model=model_key,
+            breakpoints=p.plan.breakpoints,
+            positions=positions,
+            started_s=p.started_s,
+        )
+        for link, n in zip(p.chain.links, p.anatomy.block_tokens, strict=True):
+            s.block_hashes.setdefault(link.block_hash, n)
+        if isinstance(price, CostBreakdown) and p.model is not None:
+            r = rates(
+                p.model,
+                table=self.table,
+                total_input_tokens=billable.total_input_tokens,
+                batch=usage.is_batch,
+                fast=usage.speed == "fast",
+            )
+            if not isinstance(r, Unpriced):
+                s.ideal.add_call(
+                    model=model_key,
+                    prefix_hashes=[link.prefix_hash for link in p.chain.links],
+                    positions=positions,
+                    total_input_tokens=billable.total_input_tokens,
+                    rates=r,
+                    min_cacheable_tokens=p.model.min_cacheable_tokens,
+                    now_s=p.started_s,
+                    other_usd=price.output_usd + price.server_tools_usd,
+                )
+
+
+def _messages_start(ch: Chain) -> int:
+    for i, link in enumerate(ch.links):
+        if link.ref.segment == "messages":
+            return i + 1  # extending means at least the first message is shared
+    return len(ch.links)
+
+
+def _automatic_position(ch: Chain, marker: Any) -> BreakpointPos | None:
+    """Where the server puts a top-level automatic breakpoint: the last cacheable block."""
+    ttl: Ttl = "1h" if isinstance(marker, Mapping) and marker.get("ttl") == "1h" else "5m"
+    for i in range(len(ch.links) - 1, -1, -1):
+        if is_cacheable(ch.links[i].block):
+            return BreakpointPos(i, ttl)
+    return None
