@@ -453,6 +453,55 @@ BAD_FILES = [
         ("'claude-opus-4-5'", "'claude-opus-4-5-20251101'", "'claude-opus-4-6'"),
     ),
     BadFile("checked_on", 'checked_on = "yesterday"\n', ("checked_on", "'yesterday'")),
+    BadFile("models not a list", 'models = "claude-opus-4-6"\n', ("models", "[[models]]")),
+    BadFile("model row not a table", "models = [1, 2]\n", ("model #1", "table")),
+    BadFile(
+        "fast not a table",
+        '[[models]]\nid = "claude-opus-4-6"\nfast = "yes"\n',
+        ("'claude-opus-4-6'", "fast", "'yes'"),
+    ),
+    BadFile(
+        "fast without output",
+        '[[models]]\nid = "claude-opus-4-6"\nfast = { input = "30" }\n',
+        ("'claude-opus-4-6'", "fast", "output"),
+    ),
+    BadFile(
+        "long_context without prices",
+        '[[models]]\nid = "claude-sonnet-4-6"\nlong_context = { above_input_tokens = 200000 }\n',
+        ("'claude-sonnet-4-6'", "long_context", "input"),
+    ),
+    BadFile(
+        "long_context window not a number",
+        '[[models]]\nid = "claude-sonnet-4-5"\nlong_context = { above_input_tokens = 1, '
+        'input = "6", output = "22.5", context_window_tokens = "1M" }\n',
+        ("'claude-sonnet-4-5'", "long_context.context_window_tokens", "'1M'"),
+    ),
+    BadFile(
+        "aliases a string",
+        '[[models]]\nid = "claude-opus-4-6"\naliases = "opus"\n',
+        ("'claude-opus-4-6'", "aliases", "'opus'"),
+    ),
+    BadFile(
+        "flag not a boolean",
+        '[[models]]\nid = "claude-opus-4-5"\ngeo_surcharge = "no"\n',
+        ("'claude-opus-4-5'", "geo_surcharge", "'no'"),
+    ),
+    BadFile(
+        "tool_system_tokens not a pair",
+        '[[models]]\nid = "claude-opus-4-5"\ntool_system_tokens = [496]\n',
+        ("'claude-opus-4-5'", "tool_system_tokens", "[496]"),
+    ),
+    BadFile(
+        "misspelt model field",
+        '[[models]]\nid = "claude-sonnet-4-6"\nimput = "2.5"\n',
+        ("'claude-sonnet-4-6'", "'imput'", "did you mean 'input'?"),
+    ),
+    BadFile(
+        "misspelt top-level field",
+        'batch_multipler = "0.4"\n',
+        ("'batch_multipler'", "did you mean 'batch_multiplier'?"),
+    ),
+    BadFile("multiplier not a number", 'geo_us_multiplier = "x"\n', ("geo_us_multiplier", "'x'")),
 ]
 
 

@@ -47,5 +47,6 @@ def load_table(user_file: Path | None = None) -> ModelTable:
     if user_file is None:
         return builtin_table()
     user = read_table_file(user_file)
-    table = parse_table(merge_table_data(_builtin_data(), user), source=str(user_file))
+    merged = merge_table_data(_builtin_data(), user, source=str(user_file))
+    table = parse_table(merged, source=str(user_file))
     return table

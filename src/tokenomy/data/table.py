@@ -9,6 +9,7 @@ the table (limits, cache minimum) but never priced as $0.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -37,6 +38,39 @@ _PRICE_FIELDS = (
     "cache_read",
     "batch_input",
     "batch_output",
+)
+
+# Every field a models file may set: a misspelt field ("imput") would otherwise be ignored and
+# the model priced at the value it was meant to override.
+_TABLE_FIELDS = frozenset(
+    {"checked_on", "batch_multiplier", "geo_us_multiplier", "web_search_usd_per_request", "models"}
+)
+_MODEL_FIELDS = frozenset(
+    {
+        "id",
+        "aliases",
+        "display_name",
+        "family",
+        *_PRICE_FIELDS,
+        "min_cacheable_tokens",
+        "context_window_tokens",
+        "max_output_tokens",
+        "tokenizer",
+        "geo_surcharge",
+        "mid_conversation_system",
+        "fast",
+        "long_context",
+        "tool_system_tokens",
+        "status",
+        "deprecated_on",
+        "retired_on",
+        "retires_not_before",
+        "confidence",
+    }
+)
+_FAST_FIELDS = frozenset({"input", "output"})
+_LONG_CONTEXT_FIELDS = frozenset(
+    {"above_input_tokens", "input", "output", "beta", "context_window_tokens"}
 )
 
 
@@ -175,14 +209,16 @@ def _candidates(name: str) -> Iterator[str]:
         yield n[: m2.start()]
 
 
-def merge_table_data(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+def merge_table_data(
+    base: Mapping[str, Any], override: Mapping[str, Any], *, source: str = "models file"
+) -> dict[str, Any]:
     """Overlay a user table on the built-in one: models merge field by field, by ``id``."""
     merged = {k: v for k, v in base.items() if k != "models"}
     merged.update({k: v for k, v in override.items() if k != "models"})
     by_id: dict[str, dict[str, Any]] = {}
     for row in base.get("models", []):
         by_id[str(row.get("id"))] = dict(row)
-    for row in override.get("models", []):
+    for row in _rows(override.get("models", []), source=source):
         rid = str(row.get("id"))
         by_id[rid] = {**by_id.get(rid, {}), **row}
     merged["models"] = list(by_id.values())
@@ -191,10 +227,14 @@ def merge_table_data(base: Mapping[str, Any], override: Mapping[str, Any]) -> di
 
 def parse_table(data: Mapping[str, Any], *, source: str = "models.toml") -> ModelTable:
     """Validate and convert a loaded table; errors name the model, the field and the source."""
+    _no_unknown_fields(data, _TABLE_FIELDS, where=source)
     rows = data.get("models")
     if not isinstance(rows, list) or not rows:
         raise ConfigError(f"{source}: no [[models]] entries; the table needs at least one model")
-    models = tuple(_parse_model(row, source=source, index=i) for i, row in enumerate(rows))
+    models = tuple(
+        _parse_model(row, source=source, index=i)
+        for i, row in enumerate(_rows(rows, source=source))
+    )
     seen: dict[str, str] = {}
     for m in models:
         for name in (m.id, *m.aliases):
@@ -204,13 +244,41 @@ def parse_table(data: Mapping[str, Any], *, source: str = "models.toml") -> Mode
     return ModelTable(
         models=models,
         checked_on=_date(data.get("checked_on"), where=f"{source}: checked_on") or date.min,
-        batch_multiplier=_decimal(data.get("batch_multiplier", "0.5"), where=source),
-        geo_us_multiplier=_decimal(data.get("geo_us_multiplier", "1.1"), where=source),
+        batch_multiplier=_decimal(
+            data.get("batch_multiplier", "0.5"), where=f"{source}: batch_multiplier"
+        ),
+        geo_us_multiplier=_decimal(
+            data.get("geo_us_multiplier", "1.1"), where=f"{source}: geo_us_multiplier"
+        ),
         web_search_usd_per_request=_decimal(
-            data.get("web_search_usd_per_request", "0.01"), where=source
+            data.get("web_search_usd_per_request", "0.01"),
+            where=f"{source}: web_search_usd_per_request",
         ),
         sources=(source,),
     )
+
+
+def _rows(rows: Any, *, source: str) -> list[Mapping[str, Any]]:
+    if not isinstance(rows, list):
+        raise ConfigError(f"{source}: 'models' must be a list of [[models]] tables, got {rows!r}")
+    for i, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise ConfigError(
+                f"{source}: model #{i + 1} must be a [[models]] table with an id, got {row!r}"
+            )
+    return rows
+
+
+def _no_unknown_fields(row: Mapping[str, Any], known: frozenset[str], *, where: str) -> None:
+    for key in row:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), sorted(known), n=1)
+            hint = (
+                f"did you mean {close[0]!r}?"
+                if close
+                else f"known fields: {', '.join(sorted(known))}"
+            )
+            raise ConfigError(f"{where}: unknown field {key!r}; {hint}")
 
 
 def _parse_model(row: Any, *, source: str, index: int) -> ModelInfo:
@@ -218,6 +286,7 @@ def _parse_model(row: Any, *, source: str, index: int) -> ModelInfo:
         raise ConfigError(f"{source}: model #{index + 1} has no string 'id'")
     mid: str = row["id"]
     where = f"{source}: model {mid!r}"
+    _no_unknown_fields(row, _MODEL_FIELDS, where=where)
     present = [f for f in _PRICE_FIELDS if f in row]
     prices: ModelPrices | None = None
     if present:
@@ -226,21 +295,46 @@ def _parse_model(row: Any, *, source: str, index: int) -> ModelInfo:
             raise ConfigError(f"{where} has some prices but not {', '.join(missing)}")
         values = {f: _decimal(row[f], where=f"{where}.{f}") for f in _PRICE_FIELDS}
         prices = ModelPrices(**values)
-    fast = row.get("fast")
-    lc = row.get("long_context")
+    fast = _sub_table(row.get("fast"), _FAST_FIELDS, required=_FAST_FIELDS, where=f"{where}.fast")
+    lc = _sub_table(
+        row.get("long_context"),
+        _LONG_CONTEXT_FIELDS,
+        required=frozenset({"above_input_tokens", "input", "output"}),
+        where=f"{where}.long_context",
+    )
     tst = row.get("tool_system_tokens")
+    if tst is not None and (
+        not isinstance(tst, list)
+        or len(tst) != 2
+        or any(isinstance(t, bool) or not isinstance(t, int) or t < 0 for t in tst)
+    ):
+        raise ConfigError(
+            f"{where}.tool_system_tokens: expected two whole numbers such as [496, 588], "
+            f"got {tst!r}"
+        )
+    aliases = row.get("aliases", [])
+    if not isinstance(aliases, list) or not all(isinstance(a, str) and a for a in aliases):
+        raise ConfigError(f'{where}.aliases: expected a list of ids such as ["x"], got {aliases!r}')
     info = ModelInfo(
         id=mid,
         display_name=str(row.get("display_name", mid)),
         family=str(row.get("family", "unknown")),
         prices=prices,
-        min_cacheable_tokens=_int(row.get("min_cacheable_tokens", 1024), where=where),
-        context_window_tokens=_int(row.get("context_window_tokens", 200_000), where=where),
-        max_output_tokens=_int(row.get("max_output_tokens", 64_000), where=where),
-        aliases=tuple(str(a) for a in row.get("aliases", ())),
+        min_cacheable_tokens=_int(
+            row.get("min_cacheable_tokens", 1024), where=f"{where}.min_cacheable_tokens"
+        ),
+        context_window_tokens=_int(
+            row.get("context_window_tokens", 200_000), where=f"{where}.context_window_tokens"
+        ),
+        max_output_tokens=_int(
+            row.get("max_output_tokens", 64_000), where=f"{where}.max_output_tokens"
+        ),
+        aliases=tuple(aliases),
         tokenizer=str(row.get("tokenizer", "2023")),
-        geo_surcharge=bool(row.get("geo_surcharge", False)),
-        mid_conversation_system=bool(row.get("mid_conversation_system", False)),
+        geo_surcharge=_bool(row.get("geo_surcharge", False), where=f"{where}.geo_surcharge"),
+        mid_conversation_system=_bool(
+            row.get("mid_conversation_system", False), where=f"{where}.mid_conversation_system"
+        ),
         fast=None
         if fast is None
         else Fast(
@@ -250,20 +344,49 @@ def _parse_model(row: Any, *, source: str, index: int) -> ModelInfo:
         long_context=None
         if lc is None
         else LongContext(
-            above_input_tokens=_int(lc["above_input_tokens"], where=f"{where}.long_context"),
+            above_input_tokens=_int(
+                lc["above_input_tokens"], where=f"{where}.long_context.above_input_tokens"
+            ),
             input=_decimal(lc["input"], where=f"{where}.long_context.input"),
             output=_decimal(lc["output"], where=f"{where}.long_context.output"),
-            beta=lc.get("beta"),
-            context_window_tokens=lc.get("context_window_tokens"),
+            beta=None if lc.get("beta") is None else str(lc["beta"]),
+            context_window_tokens=None
+            if lc.get("context_window_tokens") is None
+            else _int(
+                lc["context_window_tokens"], where=f"{where}.long_context.context_window_tokens"
+            ),
         ),
-        tool_system_tokens=None if tst is None else (int(tst[0]), int(tst[1])),
+        tool_system_tokens=None if tst is None else (tst[0], tst[1]),
         status=_status(row.get("status", "active"), where=where),
         deprecated_on=_date(row.get("deprecated_on"), where=f"{where}.deprecated_on"),
         retired_on=_date(row.get("retired_on"), where=f"{where}.retired_on"),
-        retires_not_before=_date(row.get("retires_not_before"), where=f"{where}.retires"),
+        retires_not_before=_date(
+            row.get("retires_not_before"), where=f"{where}.retires_not_before"
+        ),
         confidence="unconfirmed" if row.get("confidence") == "unconfirmed" else "documented",
     )
     return info
+
+
+def _sub_table(
+    value: Any, known: frozenset[str], *, required: frozenset[str], where: str
+) -> Mapping[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        example = ", ".join(f"{k} = ..." for k in sorted(required))
+        raise ConfigError(f"{where}: expected a table such as {{ {example} }}, got {value!r}")
+    _no_unknown_fields(value, known, where=where)
+    missing = sorted(required - value.keys())
+    if missing:
+        raise ConfigError(f"{where}: missing {', '.join(missing)}")
+    return value
+
+
+def _bool(value: Any, *, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    return value
 
 
 def _decimal(value: Any, *, where: str) -> Decimal:
