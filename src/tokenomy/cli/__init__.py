@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 # Command modules register themselves on `app` when imported; keep this list sorted.
 from tokenomy.cli import pricing as _pricing  # noqa: F401
+from tokenomy.cli import report as _report  # noqa: F401
 from tokenomy.cli._app import app
 from tokenomy.cli._render import run_app
 

@@ -1,0 +1,4 @@
+"""Alembic migration scripts of the ledger, run programmatically by ``tokenomy.ledger.migrate``.
+
+How to add one: ``docs/design/ledger.md`` ("Adding a migration").
+"""

@@ -1,0 +1,1 @@
+"""One module per schema revision, ``vNNNN_<slug>.py``, revision id ``"NNNN"``."""

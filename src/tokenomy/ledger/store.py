@@ -1,0 +1,224 @@
+"""The :class:`Ledger`: one database, opened (and migrated) once, written in batches.
+
+``Ledger.open(url)`` checks the URL, creates the SQLite data dir, connects, and brings the
+schema to the head revision in one transaction. ``write_batch`` is what the write-behind writer
+calls from its thread: one transaction per batch, upserting runs and calls by id so that
+recording the same run or call again (a run that ends, a retried flush) is harmless.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from sqlalchemy import Connection, Engine, Table, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+from tokenomy.errors import LedgerError
+
+from . import migrate
+from .codec import placeholder_run_row
+from .engine import LedgerTarget, ledger_error, make_engine, parse_target
+from .schema import calls, events, runs
+
+if TYPE_CHECKING:
+    from .writer import LedgerWriter
+
+__all__ = ["Ledger", "PendingRow", "RowKind", "WriterOptions"]
+
+RowKind = Literal["run", "call", "event"]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRow:
+    """A row waiting in the writer's queue: its table and its column values."""
+
+    kind: RowKind
+    values: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class WriterOptions:
+    """How the write-behind writer batches (see ``docs/design/ledger.md``).
+
+    ``queue_max_rows`` bounds memory *and* what a hard kill can lose; ``max_block_s`` is how long
+    ``record_*`` waits for room when the queue is full before it drops the row and counts it.
+    """
+
+    batch_rows: int = 200
+    flush_interval_s: float = 0.25
+    queue_max_rows: int = 10_000
+    max_block_s: float = 5.0
+    # How long close() (and the exit hook) waits for the last rows before giving up.
+    close_timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.batch_rows < 1 or self.queue_max_rows < 1:
+            raise LedgerError("ledger batch_rows and queue_max_rows must be at least 1")
+        if self.flush_interval_s <= 0 or self.max_block_s < 0:
+            raise LedgerError("ledger flush_interval_s must be > 0 and max_block_s >= 0")
+
+
+class Ledger:
+    """An open, migrated ledger database. Thread-safe; close it when done."""
+
+    def __init__(self, engine: Engine, target: LedgerTarget, options: WriterOptions) -> None:
+        self._engine = engine
+        # Writers take SQLite's write lock when they BEGIN (see engine.py).
+        self._write_engine = engine.execution_options(sqlite_begin="IMMEDIATE")
+        self.target = target
+        self.options = options
+        self._writer: LedgerWriter | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        busy_timeout_s: float = 5.0,
+        options: WriterOptions | None = None,
+    ) -> Ledger:
+        """Connect to ``url`` and migrate it; raises LedgerError with one clear line."""
+        target = parse_target(url)
+        if target.backend == "sqlite" and target.path is None:
+            raise LedgerError(
+                f"an in-memory SQLite ledger ({target.display!r}) would vanish with each "
+                "connection; use sqlite:///PATH"
+            )
+        existed = target.path is not None and target.path.exists()
+        engine = make_engine(target, busy_timeout_s=busy_timeout_s)
+        try:
+            with engine.execution_options(sqlite_begin="IMMEDIATE").begin() as conn:
+                migrate.upgrade(conn, where=target.display)
+        except (SQLAlchemyError, LedgerError) as exc:
+            engine.dispose()
+            if target.path is not None and not existed:
+                _remove_sqlite_files(target)
+            if isinstance(exc, LedgerError):
+                raise
+            raise ledger_error(exc, target) from None
+        return cls(engine, target, options or WriterOptions())
+
+    @property
+    def backend(self) -> str:
+        return self.target.backend
+
+    @property
+    def display(self) -> str:
+        """The URL without its password, or the SQLite file path."""
+        return str(self.target.path) if self.target.path is not None else self.target.display
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    # ------------------------------------------------------------------ reading
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection in a read transaction; database errors become LedgerError."""
+        try:
+            with self._engine.connect() as conn, conn.begin():
+                yield conn
+        except SQLAlchemyError as exc:
+            raise ledger_error(exc, self.target) from None
+
+    def revision(self) -> str | None:
+        with self.read() as conn:
+            return migrate.current_revision(conn)
+
+    def count(self, table: Literal["runs", "calls", "events"]) -> int:
+        t = {"runs": runs, "calls": calls, "events": events}[table]
+        with self.read() as conn:
+            return int(conn.execute(select(func.count()).select_from(t)).scalar_one())
+
+    # ------------------------------------------------------------------ writing
+
+    def write_batch(self, rows: Sequence[PendingRow]) -> None:
+        """Write ``rows`` in one transaction. Raises SQLAlchemyError (the writer retries)."""
+        run_rows: dict[str, Mapping[str, Any]] = {}
+        call_rows: dict[str, Mapping[str, Any]] = {}
+        event_rows: list[Mapping[str, Any]] = []
+        needed: dict[str, Any] = {}
+        for r in rows:
+            v = r.values
+            if r.kind == "run":
+                run_rows[v["run_id"]] = v  # the last record of a run wins
+            elif r.kind == "call":
+                call_rows[v["call_id"]] = v
+                needed.setdefault(v["run_id"], v["started_at"])
+            else:
+                event_rows.append(v)
+                needed.setdefault(v["run_id"], v["at"])
+        with self._write_engine.begin() as conn:
+            # A call may arrive before its run (or without one): keep it, under a
+            # placeholder run that the run's own record replaces.
+            placeholders = [
+                placeholder_run_row(k, at) for k, at in needed.items() if k not in run_rows
+            ]
+            if placeholders:
+                conn.execute(self._insert(runs).on_conflict_do_nothing(), placeholders)
+            if run_rows:
+                conn.execute(self._upsert(runs, "run_id"), list(run_rows.values()))
+            if call_rows:
+                conn.execute(self._upsert(calls, "call_id"), list(call_rows.values()))
+            if event_rows:
+                conn.execute(events.insert(), event_rows)
+
+    def _insert(self, table: Table) -> Any:
+        if self.target.backend == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    def _upsert(self, table: Table, key: str) -> Any:
+        stmt = self._insert(table)
+        return stmt.on_conflict_do_update(
+            index_elements=[key],
+            set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name != key},
+        )
+
+    def writer(self) -> LedgerWriter:
+        """This ledger's write-behind writer (one per ledger), started on first use."""
+        from .writer import LedgerWriter
+
+        with self._lock:
+            if self._closed:
+                raise LedgerError(f"the ledger {self.display!r} is closed")
+            if self._writer is None:
+                self._writer = LedgerWriter(self, options=self.options)
+            return self._writer
+
+    def close(self) -> None:
+        """Flush and stop the writer (if any), then release connections. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            writer = self._writer
+        try:
+            if writer is not None:
+                writer.close()
+        finally:
+            self._engine.dispose()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _remove_sqlite_files(target: LedgerTarget) -> None:
+    """Take back a database file this open created, so a failed open leaves nothing behind."""
+    assert target.path is not None
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(OSError):
+            target.path.with_name(target.path.name + suffix).unlink()
