@@ -46,6 +46,18 @@ Ttl = Literal["5m", "1h"]
 MAX_BREAKPOINTS: Final = 4
 _KEY_VERSION: Final = b"tokenomy-emulator-prefix-v1"
 _UNCACHEABLE: Final = frozenset({"thinking", "redacted_thinking"})
+_THINKING: Final = _UNCACHEABLE
+# §1.7: on these models (and every Haiku) a new non-tool-result user turn on a thinking request
+# strips the thinking blocks of earlier assistant turns; Opus 4.5+ and Sonnet 4.6+ keep them.
+_STRIPS_THINKING: Final = frozenset(
+    {
+        "claude-opus-4-1-20250805",
+        "claude-opus-4-20250514",
+        "claude-sonnet-4-20250514",
+        "claude-sonnet-4-5-20250929",
+        "claude-3-7-sonnet-20250219",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,12 +306,18 @@ def render(body: Mapping[str, Any], *, model: ModelInfo) -> Prompt:
     """Flatten a *validated* request body; raises ApiError for the breakpoint rules."""
     b = _Builder(model)
     gen = b.gen
-    tools = [t for t in body.get("tools") or () if isinstance(t, Mapping)]
+    # Deferred tools (tool search) are not rendered into the prefix: they arrive later as
+    # tool_reference blocks, so adding one leaves the cached prefix intact (§1.7).
+    tools = [
+        (i, t)
+        for i, t in enumerate(body.get("tools") or ())
+        if isinstance(t, Mapping) and t.get("defer_loading") is not True
+    ]
     tc = body.get("tool_choice")
     forced = isinstance(tc, Mapping) and tc.get("type") in ("any", "tool")
     if tools:
         b.tokens += tool_overhead_tokens(model, forced=False)
-    for i, tool in enumerate(tools):
+    for i, tool in tools:
         canon = _canonical_block(tool)
         b.add(
             level="tools",
@@ -334,10 +352,10 @@ def render(body: Mapping[str, Any], *, model: ModelInfo) -> Prompt:
         b.tokens += tool_overhead_tokens(model, forced=True) - tool_overhead_tokens(
             model, forced=False
         )
+    messages = [m for m in body.get("messages") or () if isinstance(m, Mapping)]
+    strip_before = _thinking_cut(body, messages, model=model)
     previous_role: object = None
-    for mi, message in enumerate(body.get("messages") or ()):
-        if not isinstance(message, Mapping):
-            continue
+    for mi, message in enumerate(messages):
         role = message.get("role")
         content = message.get("content")
         # Consecutive turns of one speaker render as one turn: no new header (and the same
@@ -346,6 +364,8 @@ def render(body: Mapping[str, Any], *, model: ModelInfo) -> Prompt:
         previous_role = role
         for ci, block in enumerate(_as_blocks(content)):
             if not isinstance(block, Mapping):
+                continue
+            if mi < strip_before and block.get("type") in _THINKING:
                 continue
             header = f"R:{role}|".encode() if new_turn else b""
             turn_tokens = TURN_HEADER_TOKENS if new_turn else 0
@@ -377,6 +397,26 @@ def render(body: Mapping[str, Any], *, model: ModelInfo) -> Prompt:
         total_tokens=b.tokens + PROMPT_TAIL_TOKENS,
         breakpoints=breakpoints,
     )
+
+
+def _thinking_cut(
+    body: Mapping[str, Any], messages: Sequence[Mapping[str, Any]], *, model: ModelInfo
+) -> int:
+    """Index before which earlier thinking blocks are stripped from the prompt (0: none)."""
+    thinking = body.get("thinking")
+    on = isinstance(thinking, Mapping) and thinking.get("type") in ("enabled", "adaptive")
+    if not on or not (model.family == "haiku" or model.id in _STRIPS_THINKING):
+        return 0
+    for i in range(len(messages) - 1, -1, -1):
+        m = messages[i]
+        if m.get("role") != "user":
+            continue
+        content = m.get("content")
+        if isinstance(content, str) or any(
+            isinstance(b, Mapping) and b.get("type") != "tool_result" for b in _as_blocks(content)
+        ):
+            return i
+    return 0
 
 
 def _limit_error(found: int) -> Exception:
