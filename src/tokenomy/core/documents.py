@@ -77,7 +77,10 @@ def price_text(
         whole = orjson.loads(stripped)
     except orjson.JSONDecodeError:
         return _price_lines(stripped, table, model, batch, strict)
-    return PricedDocument((_price_obj(whole, table, model, batch, strict, line=None),))
+    try:
+        return PricedDocument((_price_obj(whole, table, model, batch, strict, line=None),))
+    except _Skip as why:
+        raise InputError(f"nothing to price: {why}") from None
 
 
 def _price_lines(
