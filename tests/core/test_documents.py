@@ -108,6 +108,36 @@ def test_claude_code_transcript() -> None:
     assert "<synthetic>" in kinds
 
 
+def test_claude_code_streamed_copies_of_one_response_are_counted_once() -> None:
+    """One API response can be written as several lines repeating its usage (reference §10.3).
+
+    They share message.id and requestId; the copy with the largest token total is kept,
+    because early copies carry partial output counts (output_tokens: 1).
+    """
+    doc = _price(fixture("claude_code_session.jsonl"))
+    assert [(it.line, it.usage.output_tokens) for it in doc.items] == [(3, 245), (4, 80)]
+    assert any("line 2" in why and "line 3" in why for why in doc.skipped)
+    # Opus 4.5: $5 in, $10 1h write, $0.50 read, $25 out
+    msg_a = D(2) * D("5") + D(10408) * D("10") + D(14265) * D("0.50") + D(245) * D("25")
+    msg_b = D(5) * D("5") + D(24673) * D("0.50") + D(80) * D("25")
+    assert doc.total_usd == (msg_a + msg_b) / M
+    assert doc.total_usd == D("0.131709")
+
+
+def test_claude_code_copies_keep_the_largest_whatever_the_order() -> None:
+    lines = fixture("claude_code_session.jsonl").splitlines()
+    swapped = "\n".join([lines[0], lines[2], lines[1], *lines[3:]])
+    doc = _price(swapped)
+    assert [(it.line, it.usage.output_tokens) for it in doc.items] == [(2, 245), (4, 80)]
+
+
+def test_lines_without_request_id_are_not_merged() -> None:
+    line = json.loads(fixture("claude_code_session.jsonl").splitlines()[3])
+    del line["requestId"]
+    text = "\n".join([json.dumps(line)] * 2)
+    assert len(_price(text).items) == 2
+
+
 def test_jsonl_mixing_shapes() -> None:
     text = "\n".join(
         [

@@ -86,8 +86,12 @@ def price_text(
 def _price_lines(
     text: str, table: ModelTable, model: str | None, batch: bool, strict: bool
 ) -> PricedDocument:
-    items: list[PricedItem] = []
+    items: list[PricedItem | None] = []
     skipped: list[str] = []
+    # Claude Code writes one API response as several lines (one per content block), each
+    # repeating the usage; early copies carry partial output counts. Count each response once:
+    # the copy with the largest token total, keyed like ccusage on message.id + requestId.
+    seen: dict[tuple[str, str], int] = {}
     for n, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
             continue
@@ -99,12 +103,45 @@ def _price_lines(
                 "pass one JSON object, JSON lines, or a raw SSE stream"
             ) from None
         try:
-            items.append(_price_obj(obj, table, model, batch, strict, line=n))
+            item = _price_obj(obj, table, model, batch, strict, line=n)
         except _Skip as why:
             skipped.append(f"line {n}: {why}")
-    if not items:
+            continue
+        key = _response_key(obj) if item.kind == "claude_code_line" else None
+        if key is None or key not in seen:
+            if key is not None:
+                seen[key] = len(items)
+            items.append(item)
+            continue
+        at = seen[key]
+        kept = items[at]
+        assert kept is not None
+        if _tokens(item.usage) > _tokens(kept.usage):
+            items[at] = None
+            seen[key] = len(items)
+            items.append(item)
+            kept, item = item, kept
+        skipped.append(
+            f"line {item.line}: a copy of the response on line {kept.line} "
+            f"(message {key[0]}); counted once"
+        )
+    priced = tuple(it for it in items if it is not None)
+    if not priced:
         raise InputError("no line holds a usage object or a response; nothing to price")
-    return PricedDocument(tuple(items), tuple(skipped))
+    return PricedDocument(priced, tuple(skipped))
+
+
+def _response_key(obj: Mapping[str, Any]) -> tuple[str, str] | None:
+    message = obj.get("message")
+    mid = message.get("id") if isinstance(message, Mapping) else None
+    rid = obj.get("requestId")
+    if isinstance(mid, str) and mid and isinstance(rid, str) and rid:
+        return (mid, rid)
+    return None
+
+
+def _tokens(u: Usage) -> int:
+    return u.total_input_tokens + u.output_tokens
 
 
 class _Skip(Exception):
