@@ -403,6 +403,20 @@ def test_strict_mode_looks_inside_nested_objects(
     Usage.from_wire(wire)  # lenient mode reads what it knows
 
 
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [
+        ("cache_reads", "cache_read_input_tokens"),
+        ("cache_creation_tokens", "cache_creation_input_tokens"),
+        ("output", "output_tokens"),
+        ("inputTokens", "input_tokens"),
+    ],
+)
+def test_strict_mode_suggests_the_field_a_shortened_name_means(typo: str, meant: str) -> None:
+    with pytest.raises(UsageError, match=f"did you mean '{meant}'"):
+        Usage.from_wire({"input_tokens": 1, "output_tokens": 1, typo: 5}, strict=True)
+
+
 def test_strict_mode_without_a_close_match_gives_no_guess() -> None:
     with pytest.raises(UsageError) as info:
         Usage.from_wire({"input_tokens": 1, "output_tokens": 1, "zzz": 5}, strict=True)

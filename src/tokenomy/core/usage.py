@@ -17,6 +17,7 @@ Rules (see ``docs/design/accounting.md``):
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -326,9 +327,24 @@ def _opt_str(u: Mapping[str, Any], key: str, where: str) -> str | None:
 
 
 def _unknown_message(name: str, where: str, known: frozenset[str]) -> str:
-    close = difflib.get_close_matches(name, sorted(known), n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    guess = _suggest(name, known)
+    hint = f" (did you mean {guess!r}?)" if guess else ""
     return f"{where} has an unknown field {name!r}{hint}; remove it or pass --allow-unknown"
+
+
+def _suggest(name: str, known: frozenset[str]) -> str | None:
+    """The field a misspelt name most likely means: its snake_case form, a field it is the
+    start of ("cache_reads" → "cache_read_input_tokens"), else the closest spelling."""
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+    if snake in known:
+        return snake
+    stem = snake.rstrip("s")
+    if len(stem) >= 4:
+        starts = sorted((k for k in known if k.startswith(stem)), key=len)
+        if starts:
+            return starts[0]
+    close = difflib.get_close_matches(snake, sorted(known), n=1)
+    return close[0] if close else None
 
 
 # ---------------------------------------------------------------------- other shapes
