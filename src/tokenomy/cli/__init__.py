@@ -10,6 +10,8 @@ import sys
 from collections.abc import Sequence
 
 # Command modules register themselves on `app` when imported; keep this list sorted.
+from tokenomy.cli import doctor as _doctor  # noqa: F401
+from tokenomy.cli import emulator as _emulator  # noqa: F401
 from tokenomy.cli import pricing as _pricing  # noqa: F401
 from tokenomy.cli import report as _report  # noqa: F401
 from tokenomy.cli._app import app

@@ -90,6 +90,9 @@ class Prediction:
     expired: tuple[tuple[int, float], ...] = ()
     out_of_lookback: tuple[int, ...] = ()
     unreadable: tuple[int, ...] = ()
+    # Whether the read's token count is known exactly (learned from an earlier response) or
+    # estimated: an estimate can be off by the tokenizer's difference, not by the entry read.
+    read_exact: bool = True
 
     @property
     def write_tokens(self) -> int:
@@ -102,7 +105,11 @@ class Prediction:
 
 @dataclass(frozen=True, slots=True)
 class Observation:
-    """Prediction against reality for one call."""
+    """Prediction against reality for one call.
+
+    ``reads_agree``: the server read exactly the predicted tokens — or, when the prediction's
+    token count was an estimate (a prefix never measured before), read the predicted entry.
+    """
 
     predicted: Prediction
     actual_read_tokens: int
@@ -201,8 +208,10 @@ class CacheModel:
             and e.readable
             and e.live(now_s)
         )
+        read_exact = hit is None or (model, links[hit].prefix_hash) in self.exact_tokens
         return Prediction(
             model=model,
+            read_exact=read_exact,
             read_tokens=read,
             write_5m_tokens=w5,
             write_1h_tokens=w1,
@@ -296,11 +305,12 @@ class CacheModel:
         est_total = anatomy.total_tokens
         if est_total > 0 and u.total_input_tokens > 0:
             self.ratio[model] = u.total_input_tokens / est_total
+        same_entry = (read > 0) == (p.hit_index is not None)
         return Observation(
             predicted=p,
             actual_read_tokens=read,
             actual_write_tokens=written,
-            reads_agree=read == p.read_tokens,
+            reads_agree=read == p.read_tokens if p.read_exact else same_entry,
             writes_agree=written == p.write_tokens,
             note=note,
         )

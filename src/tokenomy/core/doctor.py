@@ -294,7 +294,7 @@ def diagnose(
     misses: list[Miss] = []
     if usage is not None and rates is not None and previous is not None:
         u = usage.billable()
-        expected, why = _expected_read(chain, prediction, previous, divergence, model)
+        expected, why = _expected_read(chain, prediction, previous, volatile)
         got = u.cache_read_tokens
         if expected > got:
             tokens = expected - got
@@ -326,22 +326,34 @@ def _expected_read(
     chain: Chain,
     prediction: Prediction,
     previous: PreviousCall,
-    divergence: Divergence | None,
-    model: str,
+    volatile: Sequence[VolatileFinding],
 ) -> tuple[int, str]:
     """Tokens a well-cached call could have read: the previous call's deepest breakpoint that
-    is still a prefix of this request (any model: a model switch is itself the miss)."""
+    is still a prefix of this request (any model: a model switch is itself the miss).
+
+    When the prefixes part at a volatile block (a timestamp in the system prompt), the prefix
+    is measured as if that block had stayed the same: that is what the volatility cost.
+    """
     shared = chain.first_divergence(previous.chain)
-    bps = [b for b in previous.breakpoints if b.index < shared]
+    why = "breakpoint"
+    vol = {v.ref for v in volatile}
+    n = min(len(chain.links), len(previous.chain.links))
+    if shared < n and chain.links[shared].ref in vol:
+        j = shared
+        while j < n:
+            cur, prev = chain.links[j], previous.chain.links[j]
+            if cur.ref != prev.ref or (cur.block_hash != prev.block_hash and cur.ref not in vol):
+                break
+            j += 1
+        shared, why = j, "volatile"
+    bps = [b.index for b in previous.breakpoints if b.index < shared]
     if not bps:
         if shared == 0:
             return 0, "nothing shared"
         # The previous call set no breakpoint: what a breakpoint at the shared end would give.
-        return prediction.positions[shared - 1] if shared - 1 < len(
-            prediction.positions
-        ) else 0, "no_breakpoint"
-    deepest = max(b.index for b in bps)
-    return prediction.positions[deepest], "breakpoint"
+        end = min(shared, len(prediction.positions)) - 1
+        return (prediction.positions[end] if end >= 0 else 0), "no_breakpoint"
+    return prediction.positions[max(bps)], why
 
 
 def _miss_cause(
@@ -356,6 +368,10 @@ def _miss_cause(
 ) -> tuple[MissCause, str]:
     if divergence is not None and divergence.cause == "model_switched":
         return "model_switched", divergence.detail
+    if why == "volatile" and divergence is not None:
+        found = [v for v in volatile if str(v.ref) == divergence.ref]
+        text = found[0].describe() if found else divergence.detail
+        return "volatile_content", f"{text}: every later block is written again on each call"
     if why == "no_breakpoint":
         return "no_breakpoint", "the previous call set no cache breakpoint on the shared prefix"
     if prediction.expired:
@@ -381,9 +397,6 @@ def _miss_cause(
             "evicted",
             "the predicted entry was not read by the server (evicted, or written elsewhere)",
         )
-    vol = [v for v in volatile if divergence is not None and str(v.ref) == divergence.ref]
-    if vol:
-        return "volatile_content", vol[0].describe()
     if divergence is not None:
         return "prefix_changed", f"{divergence.cause} at {divergence.ref}: {divergence.detail}"
     return "unexplained", "the server read less than predicted with no known cause"

@@ -69,25 +69,37 @@ class IdealCost:
         anything beyond the last block (none, normally) is billed as input.
         """
         self.other_usd += other_usd
+        n = len(prefix_hashes)
+        ends = [
+            total_input_tokens if i == n - 1 else min(positions[i], total_input_tokens)
+            for i in range(n)
+        ]
+        # The deepest prefix seen within the TTL and long enough to be cached: everything up to
+        # it is read (the minimum applies to the prefix read, not to each block inside it).
+        hit = -1
+        for i in range(n - 1, -1, -1):
+            seen = self._seen.get((model, prefix_hashes[i]))
+            if (
+                seen is not None
+                and now_s - seen.last_used_s <= _1H_S
+                and ends[i] >= min_cacheable_tokens
+            ):
+                hit = i
+                break
         prev_end = 0
         for i, h in enumerate(prefix_hashes):
-            end = (
-                total_input_tokens
-                if i == len(prefix_hashes) - 1
-                else min(positions[i], total_input_tokens)
-            )
+            end = ends[i]
             delta = max(0, end - prev_end)
             prev_end = max(prev_end, end)
             key = (model, h)
             seen = self._seen.get(key)
-            gap = now_s - seen.last_used_s if seen is not None else None
-            if seen is not None and gap is not None and gap <= _1H_S:
+            if i <= hit and seen is not None:
                 self.input_usd += delta * rates.cache_read / MTOK
-                self._upgrade(seen, gap)
+                self._upgrade(seen, now_s - seen.last_used_s)
                 seen.last_used_s = now_s
                 continue
             self.input_usd += delta * rates.input / MTOK
-            if end >= min_cacheable_tokens and delta > 0:
+            if delta > 0:
                 self._seen[key] = _Seen(delta, rates, "input", now_s)
         if prev_end < total_input_tokens:
             self.input_usd += (total_input_tokens - prev_end) * rates.input / MTOK

@@ -1,12 +1,13 @@
 """The pipeline: the one funnel every call goes through (see ARCHITECTURE.md §2)."""
 
-from tokenomy.pipeline.clock import ManualClock, SystemClock
+from tokenomy.pipeline.clock import FollowClock, ManualClock, SystemClock
 from tokenomy.pipeline.engine import CallContext, Pipeline, PipelineConfig, Prepared
 from tokenomy.pipeline.runs import Run, RunState, RunSummary, current_run
 from tokenomy.pipeline.tap import ResponseFacts, StreamTap, read_message
 
 __all__ = [
     "CallContext",
+    "FollowClock",
     "ManualClock",
     "Pipeline",
     "PipelineConfig",

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["ManualClock", "SystemClock"]
+__all__ = ["FollowClock", "ManualClock", "SystemClock"]
 
 
 class SystemClock:
@@ -38,3 +39,20 @@ class ManualClock:
 
     def set(self, seconds: float) -> None:
         self._s = seconds
+
+
+class FollowClock:
+    """A clock that follows another one given as seconds since the Unix epoch.
+
+    The pipeline's cache predictions must run on the server's time: against the emulator's
+    virtual clock, ``FollowClock(emulator.clock.now_s)`` keeps both in step.
+    """
+
+    def __init__(self, now_s: Callable[[], float]) -> None:
+        self._now_s = now_s
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self._now_s(), UTC)
+
+    def monotonic_s(self) -> float:
+        return self._now_s()
