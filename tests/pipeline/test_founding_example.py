@@ -17,7 +17,42 @@ import pytest
 from tests.pipeline.conftest import Harness, make_harness
 from tokenomy.pipeline import RunSummary
 
-WORDS = ["incident", "service", "latency", "error", "budget", "deploy", "rollback", "cluster", "region", "queue", "worker", "timeout", "retry", "cache", "index", "shard", "replica", "leader", "follower", "quorum", "alert", "page", "metric", "trace", "span", "log", "user", "request", "response", "header", "payload", "schema", "version", "migration"]
+WORDS = [
+    "incident",
+    "service",
+    "latency",
+    "error",
+    "budget",
+    "deploy",
+    "rollback",
+    "cluster",
+    "region",
+    "queue",
+    "worker",
+    "timeout",
+    "retry",
+    "cache",
+    "index",
+    "shard",
+    "replica",
+    "leader",
+    "follower",
+    "quorum",
+    "alert",
+    "page",
+    "metric",
+    "trace",
+    "span",
+    "log",
+    "user",
+    "request",
+    "response",
+    "header",
+    "payload",
+    "schema",
+    "version",
+    "migration",
+]
 
 
 def prose(n_words: int, *, seed: int) -> str:
