@@ -98,3 +98,20 @@ def _isolated_user_state(
     ):
         monkeypatch.delenv(var, raising=False)
     return home
+
+
+@pytest.fixture(autouse=True)
+def _prefix_stability(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Multi-turn traffic recorded by a RecordingSink must only extend the cached prefix."""
+    from tests.prefix_stability import breaks, take_active
+
+    take_active()
+    yield
+    sinks = take_active()
+    if request.node.get_closest_marker("prefix_break") is not None:
+        return
+    found = [b for sink in sinks for b in breaks(sink.calls)]
+    assert not found, (
+        "the cached prefix broke between turns (mark prefix_break if deliberate):\n"
+        + "\n".join(found)
+    )

@@ -9,38 +9,18 @@ from typing import Any
 import httpx2
 import pytest
 
+from tests.prefix_stability import RecordingSink
 from tokenomy.client import AsyncAnthropic
-from tokenomy.core.records import CallRecord, RunRecord
 from tokenomy.data import builtin_table
 from tokenomy.emulator import EmulatorConfig, create_app
 from tokenomy.pipeline import FollowClock, Pipeline, PipelineConfig
-
-
-class MemorySink:
-    """Keeps every record in memory (a UsageSink for tests)."""
-
-    def __init__(self) -> None:
-        self.runs: dict[str, RunRecord] = {}
-        self.calls: list[CallRecord] = []
-
-    def record_run(self, run: RunRecord) -> None:
-        self.runs[run.run_id] = run
-
-    def record_call(self, call: CallRecord) -> None:
-        self.calls.append(call)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 @dataclass
 class Harness:
     app: Any
     pipeline: Pipeline
-    sink: MemorySink
+    sink: RecordingSink
 
     @property
     def emulator(self) -> Any:
@@ -66,7 +46,7 @@ class Harness:
 
 def make_harness(*, config: PipelineConfig | None = None, brain: str = "echo") -> Harness:
     app = create_app(EmulatorConfig(brain=brain))
-    sink = MemorySink()
+    sink = RecordingSink()
     pipeline = Pipeline(
         table=builtin_table(),
         clock=FollowClock(app.state.emulator.clock.now_s),

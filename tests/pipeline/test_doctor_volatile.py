@@ -47,6 +47,7 @@ async def run_with_timestamp(h: Any, turns: int = 4) -> list[dict[str, Any]]:
 
 
 @pytest.mark.anyio
+@pytest.mark.prefix_break
 async def test_doctor_names_the_block_the_cause_and_the_dollars() -> None:
     h = make_harness()
     await run_with_timestamp(h)
