@@ -23,20 +23,33 @@ def tool(name: str, *, desc_chars: int = 1500) -> dict[str, Any]:
     }
 
 
-def agent_turns(n_turns: int, *, result_chars: int = 2000, calls_per_turn: int = 1) -> list[dict[str, Any]]:
+def agent_turns(
+    n_turns: int, *, result_chars: int = 2000, calls_per_turn: int = 1
+) -> list[dict[str, Any]]:
     """A tool-using transcript: user task, then (assistant tool_use, user tool_result) pairs."""
     messages: list[dict[str, Any]] = [{"role": "user", "content": "Investigate the incident."}]
     for t in range(n_turns):
         uses = [
-            {"type": "tool_use", "id": f"toolu_{t}_{k}", "name": "search", "input": {"query": f"q{t}{k}", "limit": 5}}
+            {
+                "type": "tool_use",
+                "id": f"toolu_{t}_{k}",
+                "name": "search",
+                "input": {"query": f"q{t}{k}", "limit": 5},
+            }
             for k in range(calls_per_turn)
         ]
-        messages.append({"role": "assistant", "content": [{"type": "text", "text": f"Step {t}."}, *uses]})
+        messages.append(
+            {"role": "assistant", "content": [{"type": "text", "text": f"Step {t}."}, *uses]}
+        )
         messages.append(
             {
                 "role": "user",
                 "content": [
-                    {"type": "tool_result", "tool_use_id": u["id"], "content": text(result_chars, seed=u["id"])}
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": u["id"],
+                        "content": text(result_chars, seed=u["id"]),
+                    }
                     for u in uses
                 ],
             }

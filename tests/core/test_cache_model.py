@@ -25,10 +25,20 @@ def idx(a: Anatomy, ref: BlockRef) -> int:
     return i
 
 
-def send(cm: CacheModel, a: Anatomy, bps: list[BreakpointPos], now_s: float, *, call: str,
-         usage: Usage | None = None, min_tokens: int = 1024) -> Prediction:
+def send(
+    cm: CacheModel,
+    a: Anatomy,
+    bps: list[BreakpointPos],
+    now_s: float,
+    *,
+    call: str,
+    usage: Usage | None = None,
+    min_tokens: int = 1024,
+) -> Prediction:
     """Predict, send, and report the predicted usage back as the server's (a faithful server)."""
-    p = cm.predict(model=M, anatomy=a, breakpoints=bps, min_cacheable_tokens=min_tokens, now_s=now_s)
+    p = cm.predict(
+        model=M, anatomy=a, breakpoints=bps, min_cacheable_tokens=min_tokens, now_s=now_s
+    )
     cm.begin(p, a, call_id=call, now_s=now_s)
     cm.started(call)
     u = usage or Usage(
@@ -60,13 +70,20 @@ def test_calibration_makes_the_read_exact_when_estimates_are_off() -> None:
     cm = CacheModel()
     a1 = an(request(messages=agent_turns(1)))
     last = len(a1.chain) - 1
-    p1 = cm.predict(model=M, anatomy=a1, breakpoints=[BreakpointPos(last)], min_cacheable_tokens=1024, now_s=0)
+    p1 = cm.predict(
+        model=M, anatomy=a1, breakpoints=[BreakpointPos(last)], min_cacheable_tokens=1024, now_s=0
+    )
     cm.begin(p1, a1, call_id="c1", now_s=0)
     real = Usage(input_tokens=3, cache_write_5m_tokens=5000, output_tokens=1)  # the server's count
     cm.observe(p1, a1, real, call_id="c1")
     a2 = an(request(messages=agent_turns(2)))
-    p2 = cm.predict(model=M, anatomy=a2, breakpoints=[BreakpointPos(len(a2.chain) - 1)],
-                    min_cacheable_tokens=1024, now_s=5)
+    p2 = cm.predict(
+        model=M,
+        anatomy=a2,
+        breakpoints=[BreakpointPos(len(a2.chain) - 1)],
+        min_cacheable_tokens=1024,
+        now_s=5,
+    )
     assert p2.read_tokens == 5000
 
 
@@ -97,7 +114,12 @@ def test_one_hour_entries_outlive_five_minutes() -> None:
     bp = [BreakpointPos(len(a.chain) - 1, "1h")]
     p1 = send(cm, a, bp, 0.0, call="c1")
     assert p1.write_1h_tokens > 0 and p1.write_5m_tokens == 0
-    assert cm.predict(model=M, anatomy=a, breakpoints=bp, min_cacheable_tokens=1024, now_s=3000).hit_index is not None
+    assert (
+        cm.predict(
+            model=M, anatomy=a, breakpoints=bp, min_cacheable_tokens=1024, now_s=3000
+        ).hit_index
+        is not None
+    )
 
 
 def test_mixed_ttls_bill_a_b_c() -> None:
@@ -108,9 +130,17 @@ def test_mixed_ttls_bill_a_b_c() -> None:
     sys_end = idx(a, BlockRef("system", 0))
     last = len(a.chain) - 1
     send(cm, a, [BreakpointPos(tools_end, "1h")], 0.0, call="c1")
-    p = cm.predict(model=M, anatomy=a, breakpoints=[BreakpointPos(tools_end, "1h"), BreakpointPos(sys_end, "1h"),
-                                                    BreakpointPos(last, "5m")],
-                   min_cacheable_tokens=1024, now_s=10.0)
+    p = cm.predict(
+        model=M,
+        anatomy=a,
+        breakpoints=[
+            BreakpointPos(tools_end, "1h"),
+            BreakpointPos(sys_end, "1h"),
+            BreakpointPos(last, "5m"),
+        ],
+        min_cacheable_tokens=1024,
+        now_s=10.0,
+    )
     pos = p.positions
     assert p.read_tokens == pos[tools_end]
     assert p.write_1h_tokens == pos[sys_end] - pos[tools_end]
@@ -127,7 +157,10 @@ def test_entries_are_unreadable_until_the_writing_response_starts() -> None:
     parallel = cm.predict(model=M, anatomy=a, breakpoints=bp, min_cacheable_tokens=1024, now_s=1)
     assert parallel.hit_index is None and parallel.unreadable
     cm.started("c1")
-    assert cm.predict(model=M, anatomy=a, breakpoints=bp, min_cacheable_tokens=1024, now_s=2).hit_index is not None
+    assert (
+        cm.predict(model=M, anatomy=a, breakpoints=bp, min_cacheable_tokens=1024, now_s=2).hit_index
+        is not None
+    )
 
 
 def test_an_aborted_request_writes_nothing() -> None:
@@ -146,13 +179,22 @@ def test_lookback_stops_after_twenty_positions() -> None:
     a1 = an(request(messages=agent_turns(1, calls_per_turn=1)))
     end1 = len(a1.chain) - 1
     send(cm, a1, [BreakpointPos(end1)], 0.0, call="c1")
-    a2 = an(request(messages=agent_turns(1, calls_per_turn=1) + agent_turns(10, calls_per_turn=1)[1:]))
+    a2 = an(
+        request(messages=agent_turns(1, calls_per_turn=1) + agent_turns(10, calls_per_turn=1)[1:])
+    )
     far = len(a2.chain) - 1
     assert far - end1 >= 20
-    p = cm.predict(model=M, anatomy=a2, breakpoints=[BreakpointPos(far)], min_cacheable_tokens=1024, now_s=5)
+    p = cm.predict(
+        model=M, anatomy=a2, breakpoints=[BreakpointPos(far)], min_cacheable_tokens=1024, now_s=5
+    )
     assert p.hit_index is None and p.out_of_lookback == (end1,)
-    anchored = cm.predict(model=M, anatomy=a2, breakpoints=[BreakpointPos(end1), BreakpointPos(far)],
-                          min_cacheable_tokens=1024, now_s=5)
+    anchored = cm.predict(
+        model=M,
+        anatomy=a2,
+        breakpoints=[BreakpointPos(end1), BreakpointPos(far)],
+        min_cacheable_tokens=1024,
+        now_s=5,
+    )
     assert anchored.hit_index == end1
 
 
@@ -161,8 +203,13 @@ def test_exactly_nineteen_back_is_still_found() -> None:
     a = an(request(messages=agent_turns(12, calls_per_turn=1)))
     target = len(a.chain) - 20
     send(cm, a, [BreakpointPos(target)], 0.0, call="c1")
-    p = cm.predict(model=M, anatomy=a, breakpoints=[BreakpointPos(len(a.chain) - 1)], min_cacheable_tokens=1024,
-                   now_s=1)
+    p = cm.predict(
+        model=M,
+        anatomy=a,
+        breakpoints=[BreakpointPos(len(a.chain) - 1)],
+        min_cacheable_tokens=1024,
+        now_s=1,
+    )
     assert p.hit_index == target
 
 
@@ -179,7 +226,9 @@ def test_each_model_has_its_own_cache() -> None:
     a = an(request())
     bp = [BreakpointPos(len(a.chain) - 1)]
     send(cm, a, bp, 0.0, call="c1")
-    p = cm.predict(model="claude-opus-4-8", anatomy=a, breakpoints=bp, min_cacheable_tokens=1024, now_s=1)
+    p = cm.predict(
+        model="claude-opus-4-8", anatomy=a, breakpoints=bp, min_cacheable_tokens=1024, now_s=1
+    )
     assert p.hit_index is None
 
 

@@ -28,8 +28,12 @@ TABLE = builtin_table()
 SONNET = TABLE.get("claude-sonnet-4-5")
 
 
-def plan(req: dict[str, Any], history: PlanHistory | None = None, config: PlannerConfig | None = None,
-         min_tokens: int = 1024) -> tuple[dict[str, Any], Any]:
+def plan(
+    req: dict[str, Any],
+    history: PlanHistory | None = None,
+    config: PlannerConfig | None = None,
+    min_tokens: int = 1024,
+) -> tuple[dict[str, Any], Any]:
     an = anatomy(req, model=SONNET)
     positions = CacheModel().positions(SONNET.id, an)
     return plan_cache(
@@ -71,7 +75,9 @@ def test_string_system_and_content_become_one_marked_text_block() -> None:
     req = request(tools=0, system_chars=0, messages=[{"role": "user", "content": text(9000)}])
     req["system"] = text(6000, seed="s")
     out, _ = plan(req)
-    assert out["system"] == [{"type": "text", "text": req["system"], "cache_control": {"type": "ephemeral"}}]
+    assert out["system"] == [
+        {"type": "text", "text": req["system"], "cache_control": {"type": "ephemeral"}}
+    ]
     assert out["messages"][0]["content"][0]["cache_control"] == {"type": "ephemeral"}
     assert chain(out).head_hex == chain(req).head_hex
 
@@ -172,7 +178,9 @@ def test_ttl_follows_the_gaps(case: TtlCase) -> None:
 
 def test_one_hour_before_five_minutes_with_a_caller_5m() -> None:
     req = request(tools=2, messages=agent_turns(2))
-    req["messages"][1]["content"][0]["cache_control"] = {"type": "ephemeral"}  # caller 5m in history
+    req["messages"][1]["content"][0]["cache_control"] = {
+        "type": "ephemeral"
+    }  # caller 5m in history
     out, _ = plan(req, PlanHistory(gaps_s=(600.0,)))
     ms = markers(out)
     seen_5m = False
@@ -205,8 +213,13 @@ def _blocks() -> st.SearchStrategy[dict[str, Any]]:
     return st.one_of(
         st.builds(lambda n: {"type": "text", "text": text(n)}, st.integers(0, 3000)),
         st.just({"type": "thinking", "thinking": "hmm", "signature": "sig"}),
-        st.builds(lambda n: {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "A" * n}},
-                  st.integers(1, 50)),
+        st.builds(
+            lambda n: {
+                "type": "image",
+                "source": {"type": "base64", "media_type": "image/png", "data": "A" * n},
+            },
+            st.integers(1, 50),
+        ),
     )
 
 
@@ -228,7 +241,13 @@ def random_requests(draw: st.DrawFn) -> dict[str, Any]:
     # caller markers on a few random cacheable blocks, 5m or 1h, at most 4, 1h first
     ch = chain(req)
     k = draw(st.integers(0, min(4, len(ch.links))))
-    idxs = sorted(draw(st.lists(st.integers(0, len(ch.links) - 1), min_size=k, max_size=k, unique=True))) if ch.links else []
+    idxs = (
+        sorted(
+            draw(st.lists(st.integers(0, len(ch.links) - 1), min_size=k, max_size=k, unique=True))
+        )
+        if ch.links
+        else []
+    )
     n_1h = draw(st.integers(0, len(idxs)))
     for pos, i in enumerate(idxs):
         ref = ch.links[i].ref
@@ -262,12 +281,19 @@ def _strip(value: Any) -> Any:
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(req=random_requests(), gaps=st.lists(st.floats(0, 4000), max_size=4), streak=st.integers(0, 3),
-       entry=st.integers(0, 200))
-def test_every_plan_is_valid_and_changes_only_markers(req: dict[str, Any], gaps: list[float], streak: int,
-                                                       entry: int) -> None:
+@given(
+    req=random_requests(),
+    gaps=st.lists(st.floats(0, 4000), max_size=4),
+    streak=st.integers(0, 3),
+    entry=st.integers(0, 200),
+)
+def test_every_plan_is_valid_and_changes_only_markers(
+    req: dict[str, Any], gaps: list[float], streak: int, entry: int
+) -> None:
     before = orjson.dumps(req)
-    history = PlanHistory(gaps_s=tuple(gaps), independent_streak=streak, entry_indices=frozenset({entry}))
+    history = PlanHistory(
+        gaps_s=tuple(gaps), independent_streak=streak, entry_indices=frozenset({entry})
+    )
     out, p = plan(req, history)
     assert orjson.dumps(req) == before  # input untouched
     an = anatomy(out, model=SONNET)
