@@ -30,7 +30,12 @@ def prices(
     path: Annotated[
         bool, typer.Option("--path", help="Print where your models file goes.")
     ] = False,
-    all_models: Annotated[bool, typer.Option("--all", help="Include retired models.")] = False,
+    all_models: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="Include retired models in the table (--json always lists every model)."
+        ),
+    ] = False,
 ) -> None:
     """The model table: prices per million tokens, cache minimums, limits, status."""
     settings = load_settings()
@@ -39,16 +44,18 @@ def prices(
         _render.line(str(target))
         return
     table = load_table(settings.user_models_file)
-    models = [m for m in table if all_models or m.status != "retired"]
     if json:
+        # Machine-readable output is the whole table: a script pricing old transcripts needs
+        # the retired models too, and each row carries its status.
         _render.json_out(
             {
                 "checked_on": table.checked_on.isoformat(),
                 "sources": list(table.sources),
-                "models": [_model_json(m) for m in models],
+                "models": [_model_json(m) for m in table],
             }
         )
         return
+    models = [m for m in table if all_models or m.status != "retired"]
     rows = []
     for m in models:
         p = m.prices
