@@ -46,7 +46,7 @@ def breaks(calls: list[CallRecord]) -> list[str]:
         for c in run_calls[1:]:
             doctor = c.decisions.get("doctor") if isinstance(c.decisions, dict) else None
             div = doctor.get("divergence") if isinstance(doctor, dict) else None
-            if div:
+            if div and div.get("rewrites_history", True):
                 out.append(
                     f"run {run_id} call {c.seq}: {div['cause']} at {div['ref']}: {div['detail']}"
                 )

@@ -92,9 +92,10 @@ class _Binding:
         )
         return prepared, out
 
-    def finish_body(self, prepared: Prepared, status: int, body: bytes) -> None:
-        self.pipeline.started(prepared)
-        self.pipeline.finish(prepared, status=status, facts=read_message(status, body))
+    def finish_body(self, prepared: Prepared, response: httpx2.Response, body: bytes) -> None:
+        facts = read_message(response.status_code, body)
+        facts.request_id = response.headers.get("request-id")
+        self.pipeline.finish(prepared, status=response.status_code, facts=facts)
 
     def fail(self, prepared: Prepared, exc: BaseException) -> None:
         self.pipeline.finish(
@@ -108,10 +109,15 @@ def _is_stream(response: httpx2.Response) -> bool:
 
 class _TappedStream(httpx2.SyncByteStream):
     def __init__(
-        self, inner: httpx2.SyncByteStream, binding: _Binding, prepared: Prepared, status: int
+        self,
+        inner: httpx2.SyncByteStream,
+        binding: _Binding,
+        prepared: Prepared,
+        response: httpx2.Response,
     ) -> None:
-        self._inner, self._b, self._p, self._status = inner, binding, prepared, status
+        self._inner, self._b, self._p, self._status = inner, binding, prepared, response.status_code
         self._tap = StreamTap()
+        self._tap.facts.request_id = response.headers.get("request-id")
         self._error: str | None = None
 
     def __iter__(self) -> Iterator[bytes]:
@@ -140,10 +146,15 @@ class _TappedStream(httpx2.SyncByteStream):
 
 class _AsyncTappedStream(httpx2.AsyncByteStream):
     def __init__(
-        self, inner: httpx2.AsyncByteStream, binding: _Binding, prepared: Prepared, status: int
+        self,
+        inner: httpx2.AsyncByteStream,
+        binding: _Binding,
+        prepared: Prepared,
+        response: httpx2.Response,
     ) -> None:
-        self._inner, self._b, self._p, self._status = inner, binding, prepared, status
+        self._inner, self._b, self._p, self._status = inner, binding, prepared, response.status_code
         self._tap = StreamTap()
+        self._tap.facts.request_id = response.headers.get("request-id")
         self._error: str | None = None
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
@@ -192,7 +203,7 @@ class PipelineTransport(httpx2.BaseTransport):
         stream = response.stream
         assert isinstance(stream, httpx2.SyncByteStream)
         if _is_stream(response):
-            tapped = _TappedStream(stream, self._binding, prepared, response.status_code)
+            tapped = _TappedStream(stream, self._binding, prepared, response)
             return httpx2.Response(
                 response.status_code,
                 headers=response.headers,
@@ -204,7 +215,7 @@ class PipelineTransport(httpx2.BaseTransport):
             body = b"".join(stream)
         finally:
             stream.close()
-        self._binding.finish_body(prepared, response.status_code, body)
+        self._binding.finish_body(prepared, response, body)
         return httpx2.Response(
             response.status_code,
             headers=response.headers,
@@ -239,7 +250,7 @@ class AsyncPipelineTransport(httpx2.AsyncBaseTransport):
         stream = response.stream
         assert isinstance(stream, httpx2.AsyncByteStream)
         if _is_stream(response):
-            tapped = _AsyncTappedStream(stream, self._binding, prepared, response.status_code)
+            tapped = _AsyncTappedStream(stream, self._binding, prepared, response)
             return httpx2.Response(
                 response.status_code,
                 headers=response.headers,
@@ -251,7 +262,7 @@ class AsyncPipelineTransport(httpx2.AsyncBaseTransport):
             body = b"".join([chunk async for chunk in stream])
         finally:
             await stream.aclose()
-        self._binding.finish_body(prepared, response.status_code, body)
+        self._binding.finish_body(prepared, response, body)
         return httpx2.Response(
             response.status_code,
             headers=response.headers,

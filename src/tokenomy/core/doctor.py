@@ -10,7 +10,7 @@ the dollars lost (``billed − read price``). The same checks run before sending
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -65,6 +65,9 @@ class Divergence:
     ref: str
     cause: DivergenceCause
     detail: str
+    # False when only the previous request's newest turn differs (a new question in the same
+    # run): the prefix the previous call cached is intact. True when it was rewritten.
+    rewrites_history: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +112,7 @@ class Diagnosis:
                 "ref": self.divergence.ref,
                 "cause": self.divergence.cause,
                 "detail": self.divergence.detail,
+                "rewrites_history": self.divergence.rewrites_history,
             },
             "misses": [
                 {
@@ -134,6 +138,40 @@ def _name(link: ChainLink) -> str:
 
 
 def first_divergence(
+    current: Chain,
+    previous: Chain,
+    *,
+    current_request: Mapping[str, Any] | None = None,
+    previous_request: Mapping[str, Any] | None = None,
+    model: str | None = None,
+    previous_model: str | None = None,
+) -> Divergence | None:
+    """The first position where ``current`` stops extending ``previous``, with its cause."""
+    div = _classify(
+        current,
+        previous,
+        current_request=current_request,
+        previous_request=previous_request,
+        model=model,
+        previous_model=previous_model,
+    )
+    if div is None or div.cause == "model_switched":
+        return div
+    last = max(
+        (link.ref.index for link in previous.links if link.ref.segment == "messages"), default=None
+    )
+    newest_start = next(
+        (
+            k
+            for k, link in enumerate(previous.links)
+            if link.ref.segment == "messages" and link.ref.index == last
+        ),
+        len(previous.links),
+    )
+    return replace(div, rewrites_history=div.index < newest_start)
+
+
+def _classify(
     current: Chain,
     previous: Chain,
     *,

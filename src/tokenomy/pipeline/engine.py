@@ -471,7 +471,7 @@ class Pipeline:
             http_status=status,
             error_type=facts.error_type or (None if not error else "transport_error"),
             error_message=facts.error_message or error,
-            request_id=None,
+            request_id=facts.request_id,
             message_id=facts.message_id,
             stop_reason=facts.stop_reason,
             prefix_hash=p.chain.head_hex if p.chain else None,

@@ -34,6 +34,7 @@ class ResponseFacts:
     error_message: str | None = None
     diagnostics: Any = None
     complete: bool = False
+    request_id: str | None = None
 
 
 def read_message(status: int, body: bytes) -> ResponseFacts:
