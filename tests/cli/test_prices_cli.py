@@ -123,7 +123,7 @@ batch_output = "62.50"
     data = json.loads(run("prices", "--json").out)
     by_id = {m["id"]: m for m in data["models"]}
     assert by_id["claude-sonnet-4-6"]["prices_usd_per_mtok"]["input"] == "2"
-    assert data["sources"] == [str(user_models)]
+    assert data["sources"] == ["tokenomy/data/models.toml", str(user_models)]
     # and tokenomy cost prices with it
     monkeypatch.setattr(sys, "stdin", io.StringIO('{"input_tokens": 1000000, "output_tokens": 0}'))
     r = run("cost", "--json", "--model", "claude-mythos-preview")

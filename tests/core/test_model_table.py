@@ -343,7 +343,7 @@ cache_read = "0.25"
     assert m.prices is not None
     assert (m.prices.input, m.prices.cache_read, m.prices.output) == (D("2.50"), D("0.25"), D("15"))
     assert m.min_cacheable_tokens == 1024  # untouched fields stay
-    assert t.sources == (str(path),)
+    assert t.sources == ("tokenomy/data/models.toml", str(path))
     # the built-in table is not changed by loading a user file
     assert builtin_table().get("claude-sonnet-4-6").prices.input == D("3")  # type: ignore[union-attr]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from dataclasses import replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -49,4 +50,5 @@ def load_table(user_file: Path | None = None) -> ModelTable:
     user = read_table_file(user_file)
     merged = merge_table_data(_builtin_data(), user, source=str(user_file))
     table = parse_table(merged, source=str(user_file))
-    return table
+    # Both files shaped the result: say so (errors above name the user file, where they are).
+    return replace(table, sources=(*builtin_table().sources, str(user_file)))
