@@ -14,9 +14,10 @@ that every number a test asserts can be derived by hand. The formulas, all in th
 * **JSON** (tool inputs, schemas, server-tool blocks): the text count of its compact JSON
   (``separators=(",", ":")``, keys in the order the client sent them).
 * **Images**: the documented ``ceil(width * height / 750)`` after the documented downscale
-  (long edge ≤ 1568 px, then area ≤ 1.15 MP). Dimensions come from the PNG/GIF/JPEG/WebP
-  header of base64 data; a URL or file source (no bytes) costs :data:`IMAGE_UNKNOWN_TOKENS`
-  (the largest an image can cost).
+  (long edge ≤ 1568 px, then at most ~1,600 tokens, i.e. an area of 1.2 MP; the docs' table
+  prices 1092×1092 at 1,590 tokens, so the "1.15 MP" of the prose is a rounding).
+  Dimensions come from the PNG/GIF/JPEG/WebP header of base64 data; a URL or file source
+  (no bytes) costs :data:`IMAGE_UNKNOWN_TOKENS` (the largest an image can cost).
 * **PDF documents**: :data:`PDF_PAGE_TOKENS` per page (the docs give 1,500–3,000 per page for
   text plus page image); pages are counted from ``/Type /Page`` objects; URL/file PDFs count as
   one page. Plain-text and content documents count their text.
@@ -81,12 +82,12 @@ FRAMING: Final[Mapping[str, int]] = {
     "redacted_thinking": 2,
     "other": 2,
 }
-#: a URL/file image without bytes to measure: the largest an image can cost (1.15 MP / 750)
-IMAGE_UNKNOWN_TOKENS: Final = 1_534
+#: a URL/file image without bytes to measure: the largest an image can cost
+IMAGE_UNKNOWN_TOKENS: Final = 1_600
 #: one PDF page (text plus the page image)
 PDF_PAGE_TOKENS: Final = 2_000
 _LONG_EDGE_PX: Final = 1_568
-_MAX_PIXELS: Final = 1_150_000
+_MAX_PIXELS: Final = IMAGE_UNKNOWN_TOKENS * 750
 #: tool-use system prompt (auto/none, any/tool) for models whose table row has none
 _DEFAULT_TOOL_SYSTEM: Final[Mapping[str, tuple[int, int]]] = {
     "2026": (286, 406),  # as Opus 5
@@ -191,8 +192,13 @@ def _jpeg(data: bytes) -> ImageInfo | None:
     return None
 
 
+_BASE64: Final = re.compile(r"[A-Za-z0-9+/\s]*={0,2}\s*")
+
+
 def decode_base64(data: str) -> bytes | None:
     """The bytes of base64 ``data``; ``None`` when it is not base64."""
+    if not _BASE64.fullmatch(data):
+        return None
     try:
         return binascii.a2b_base64(data.encode("ascii"), strict_mode=False)
     except (binascii.Error, UnicodeEncodeError, ValueError):
