@@ -132,10 +132,12 @@ class ServerModel:
             prompt = render(body, model=model)
         except RecursionError:
             raise bad_request("request body is nested too deeply to be processed") from None
-        if prompt.total_tokens > model.context_window_tokens:
+        # The long-context window needs a beta header the server model does not see: allow it.
+        lc = model.long_context
+        window = max(model.context_window_tokens, (lc.context_window_tokens or 0) if lc else 0)
+        if prompt.total_tokens > window:
             raise bad_request(
-                f"prompt is too long: {prompt.total_tokens} tokens > "
-                f"{model.context_window_tokens} maximum"
+                f"prompt is too long: {prompt.total_tokens} tokens > {window} maximum"
             )
         return model, prompt
 
