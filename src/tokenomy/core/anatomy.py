@@ -87,7 +87,7 @@ def anatomy(
     *,
     model: ModelInfo | None = None,
     request_chain: Chain | None = None,
-    memo: dict[bytes, int] | None = None,
+    memo: dict[tuple[str, int], int] | None = None,
 ) -> Anatomy:
     """Estimate the tokens of every block of ``request``.
 
@@ -102,9 +102,8 @@ def anatomy(
     segs: list[SegmentName] = []
     cache = memo if memo is not None else {}
     last_message = -1
-    salt = tokenizer.encode()
     for link in ch.links:
-        key = link.block_hash + salt
+        key = (tokenizer, link.block_hash)
         n = cache.get(key)
         if n is None:
             n = estimate_block_tokens(link.block, tokenizer=tokenizer)

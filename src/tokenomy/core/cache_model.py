@@ -158,9 +158,13 @@ class CacheModel:
         breakpoints: Sequence[BreakpointPos],
         min_cacheable_tokens: int,
         now_s: float,
+        positions: tuple[int, ...] | None = None,
     ) -> Prediction:
-        """The reads and writes the server should make for this request."""
-        pos = self.positions(model, anatomy)
+        """The reads and writes the server should make for this request.
+
+        ``positions``: :meth:`positions` of this request, if the caller has them already.
+        """
+        pos = positions if positions is not None else self.positions(model, anatomy)
         links = anatomy.chain.links
         total = pos[-1] if pos else anatomy.tools_overhead_tokens
         bps = tuple(sorted(breakpoints, key=lambda b: b.index))

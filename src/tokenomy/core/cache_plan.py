@@ -222,7 +222,10 @@ def plan_cache(
 
     # 2. anchor: the newest predicted entry must stay within some breakpoint's lookback
     planned = sorted(taken | {b.index for b in wanted})
-    entry = max((j for j in history.entry_indices if j < len(links)), default=None)
+    entry = max(
+        (j for j in history.entry_indices if j < len(links) and is_cacheable(links[j].block)),
+        default=None,
+    )
     if entry is not None and not _covered(entry, planned, config.lookback):
         wanted.append(
             Breakpoint(

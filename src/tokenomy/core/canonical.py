@@ -19,16 +19,17 @@ Canonical form (``v1``), written down so that it can be re-implemented:
   the start of their level: ``speed`` and citation toggles before the system blocks; tool_choice,
   thinking, effort and "has images" before the messages.
 
-``prefix_hash(h_prev, block) = blake2b(h_prev || blake2b(canonical(block)))``, 16-byte digests,
-rendered ``"v1:" + hex``.
+``prefix_hash(h_prev, block) = blake2b(h_prev || canonical(block))`` (with ``|role|<role>|``
+before the first block of each message and the level settings folded in between segments),
+16-byte digests, rendered ``"v1:" + hex``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from hashlib import blake2b
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import orjson
 
@@ -39,7 +40,6 @@ __all__ = [
     "ChainLink",
     "canonical_block",
     "chain",
-    "iter_blocks",
     "level_params",
 ]
 
@@ -49,12 +49,12 @@ _DIGEST = 16
 _SEED = blake2b(b"tokenomy-prefix-" + VERSION.encode(), digest_size=_DIGEST).digest()
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class BlockRef:
+class BlockRef(NamedTuple):
     """Where a block sits: ``tools[i]``, ``system[i]`` or ``messages[i].content[j]``."""
 
     segment: Segment
-    index: int
+    # Shadows tuple.index on purpose: a position reads best as ``ref.index``.
+    index: int  # type: ignore[assignment]
     sub: int | None = None
 
     def __str__(self) -> str:
@@ -63,15 +63,20 @@ class BlockRef:
         return f"{self.segment}[{self.index}]"
 
 
-@dataclass(frozen=True, slots=True)
-class ChainLink:
-    """One block position: its ref, its own hash, the chained prefix hash through it."""
+class ChainLink(NamedTuple):
+    """One block position (immutable; a named tuple because a request has many).
+
+    ``prefix_hash`` is the stable, version-tagged identity of the prompt through this block.
+    ``block_hash`` identifies the block's canonical bytes within this process only (memo keys).
+    ``canon`` is those canonical bytes.
+    """
 
     ref: BlockRef
-    block_hash: bytes
+    block_hash: int
     prefix_hash: bytes
     block: Mapping[str, Any]
-    role: str | None = None
+    role: str | None
+    canon: bytes
 
     @property
     def prefix_hex(self) -> str:
@@ -117,133 +122,100 @@ def _strip_cache_control(value: Any) -> Any:
 
 def canonical_block(block: Mapping[str, Any]) -> bytes:
     """The canonical bytes of one content block, tool definition or system block."""
+    if block.get("type") == "tool_result" and isinstance(block.get("content"), str):
+        block = {**block, "content": [{"type": "text", "text": block["content"]}]}
     raw = orjson.dumps(block)
-    if b'"cache_control"' not in raw and not _has_string_tool_result(block):
+    if b'"cache_control"' not in raw:
         return raw
-    clean = _strip_cache_control(block)
-    if clean.get("type") == "tool_result" and isinstance(clean.get("content"), str):
-        clean = {**clean, "content": [{"type": "text", "text": clean["content"]}]}
-    return orjson.dumps(clean)
-
-
-def _has_string_tool_result(block: Mapping[str, Any]) -> bool:
-    return block.get("type") == "tool_result" and isinstance(block.get("content"), str)
+    return orjson.dumps(_strip_cache_control(block))
 
 
 def _text(text: str) -> dict[str, Any]:
     return {"type": "text", "text": text}
 
 
-def iter_blocks(
-    request: Mapping[str, Any],
-) -> Iterator[tuple[BlockRef, Mapping[str, Any], str | None]]:
-    """Every block of a request in prompt order, with its ref and (for messages) its role.
-
-    Strings are presented as single text blocks; non-dict junk is presented as-is wrapped so
-    that hashing never fails (the API will reject the request; its error is the truth).
-    """
-    tools = request.get("tools")
-    if isinstance(tools, list):
-        for i, tool in enumerate(tools):
-            yield BlockRef("tools", i), _as_block(tool), None
-    system = request.get("system")
-    if isinstance(system, str):
-        if system:
-            yield BlockRef("system", 0), _text(system), None
-    elif isinstance(system, list):
-        for i, block in enumerate(system):
-            yield BlockRef("system", i), _as_block(block), None
-    messages = request.get("messages")
-    if isinstance(messages, list):
-        for i, message in enumerate(messages):
-            if not isinstance(message, Mapping):
-                yield BlockRef("messages", i, 0), _as_block(message), None
-                continue
-            role = message.get("role")
-            role_s = role if isinstance(role, str) else None
-            content = message.get("content")
-            if isinstance(content, str):
-                yield BlockRef("messages", i, 0), _text(content), role_s
-            elif isinstance(content, list):
-                for j, block in enumerate(content):
-                    yield BlockRef("messages", i, j), _as_block(block), role_s
-
-
 def _as_block(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {"__value__": value}
-
-
-_SYSTEM_LEVEL_KEYS = ("speed",)
-_MESSAGE_LEVEL_KEYS = ("tool_choice", "thinking")
+    return value if isinstance(value, dict) else {"__value__": value}
 
 
 def level_params(request: Mapping[str, Any]) -> tuple[bytes, bytes]:
     """The canonical bytes of the settings that key the system level and the messages level."""
-    sys_level: dict[str, Any] = {k: request.get(k) for k in _SYSTEM_LEVEL_KEYS}
-    sys_level["citations"] = _citations_on(request)
-    msg_level: dict[str, Any] = {k: request.get(k) for k in _MESSAGE_LEVEL_KEYS}
+    images = citations = False
+    messages = request.get("messages")
+    if isinstance(messages, list):
+        for message in messages:
+            content = message.get("content") if isinstance(message, dict) else None
+            if not isinstance(content, list):
+                continue
+            for b in content:
+                if not isinstance(b, dict):
+                    continue
+                kind = b.get("type")
+                if kind == "image":
+                    images = True
+                elif kind == "document":
+                    c = b.get("citations")
+                    citations = citations or (isinstance(c, dict) and bool(c.get("enabled")))
+                elif kind == "tool_result" and isinstance(b.get("content"), list):
+                    images = images or any(
+                        isinstance(x, dict) and x.get("type") == "image" for x in b["content"]
+                    )
     output_config = request.get("output_config")
-    msg_level["effort"] = (
-        output_config.get("effort") if isinstance(output_config, Mapping) else None
-    )
-    msg_level["images"] = _has_images(request)
+    sys_level = {"speed": request.get("speed"), "citations": citations}
+    msg_level = {
+        "tool_choice": request.get("tool_choice"),
+        "thinking": request.get("thinking"),
+        "effort": output_config.get("effort") if isinstance(output_config, dict) else None,
+        "images": images,
+    }
     return orjson.dumps(sys_level), orjson.dumps(msg_level)
-
-
-def _citations_on(request: Mapping[str, Any]) -> bool:
-    for ref, block, _ in iter_blocks(request):
-        if ref.segment == "messages" and block.get("type") == "document":
-            citations = block.get("citations")
-            if isinstance(citations, Mapping) and citations.get("enabled"):
-                return True
-    return False
-
-
-def _has_images(request: Mapping[str, Any]) -> bool:
-    for ref, block, _ in iter_blocks(request):
-        if ref.segment == "messages":
-            if block.get("type") == "image":
-                return True
-            content = block.get("content")
-            if (
-                block.get("type") == "tool_result"
-                and isinstance(content, list)
-                and any(isinstance(b, Mapping) and b.get("type") == "image" for b in content)
-            ):
-                return True
-    return False
-
-
-def _h(*parts: bytes) -> bytes:
-    h = blake2b(digest_size=_DIGEST)
-    for p in parts:
-        h.update(p)
-    return h.digest()
 
 
 def chain(request: Mapping[str, Any]) -> Chain:
     """The prefix hash chain of ``request`` (see the module docstring for the canonical form)."""
     sys_level, msg_level = level_params(request)
     links: list[ChainLink] = []
+    append = links.append
     prev = _SEED
-    folded_system = folded_messages = False
-    last_message: int | None = None
-    for ref, block, role in iter_blocks(request):
-        if ref.segment != "tools" and not folded_system:
-            prev = _h(prev, b"|system-level|", sys_level)
-            folded_system = True
-        if ref.segment == "messages" and not folded_messages:
-            prev = _h(prev, b"|messages-level|", msg_level)
-            folded_messages = True
-        bh = _h(canonical_block(block))
-        if ref.segment == "messages" and ref.index != last_message:
-            bh = _h(b"|role|", (role or "").encode(), bh)
-            last_message = ref.index
-        prev = _h(prev, bh)
-        links.append(ChainLink(ref=ref, block_hash=bh, prefix_hash=prev, block=block, role=role))
+    tools = request.get("tools")
+    if isinstance(tools, list):
+        for i, tool in enumerate(tools):
+            block = _as_block(tool)
+            canon = canonical_block(block)
+            prev = _digest(prev + canon)
+            append(ChainLink(BlockRef("tools", i), hash(canon), prev, block, None, canon))
+    prev = _digest(prev + b"|system-level|" + sys_level)
+    system = request.get("system")
+    blocks = [_text(system)] if isinstance(system, str) and system else system
+    if isinstance(blocks, list):
+        for i, raw_block in enumerate(blocks):
+            block = _as_block(raw_block)
+            canon = canonical_block(block)
+            prev = _digest(prev + canon)
+            append(ChainLink(BlockRef("system", i), hash(canon), prev, block, None, canon))
+    prev = _digest(prev + b"|messages-level|" + msg_level)
+    messages = request.get("messages")
+    if isinstance(messages, list):
+        for i, message in enumerate(messages):
+            if isinstance(message, dict):
+                role = message.get("role")
+                role_s = role if isinstance(role, str) else None
+                content = message.get("content")
+                items = [_text(content)] if isinstance(content, str) else content
+            else:
+                role_s, items = None, [message]
+            if not isinstance(items, list):
+                continue
+            head = b"|role|" + (role_s or "").encode() + b"|"
+            for j, raw_block in enumerate(items):
+                block = _as_block(raw_block)
+                canon = canonical_block(block)
+                prev = _digest(prev + head + canon if j == 0 else prev + canon)
+                append(
+                    ChainLink(BlockRef("messages", i, j), hash(canon), prev, block, role_s, canon)
+                )
     return Chain(links=tuple(links))
 
 
-def refs(request: Mapping[str, Any]) -> Sequence[BlockRef]:
-    """Just the positions of ``request``'s blocks, in prompt order."""
-    return [ref for ref, _, _ in iter_blocks(request)]
+def _digest(data: bytes) -> bytes:
+    return blake2b(data, digest_size=_DIGEST).digest()

@@ -87,22 +87,24 @@ class IdealCost:
                 hit = i
                 break
         prev_end = 0
+        read_tokens = input_tokens = 0
         for i, h in enumerate(prefix_hashes):
             end = ends[i]
-            delta = max(0, end - prev_end)
+            delta = end - prev_end if end > prev_end else 0
             prev_end = max(prev_end, end)
             key = (model, h)
             seen = self._seen.get(key)
             if i <= hit and seen is not None:
-                self.input_usd += delta * rates.cache_read / MTOK
-                self._upgrade(seen, now_s - seen.last_used_s)
+                read_tokens += delta
+                if seen.billed != "write_1h":
+                    self._upgrade(seen, now_s - seen.last_used_s)
                 seen.last_used_s = now_s
                 continue
-            self.input_usd += delta * rates.input / MTOK
+            input_tokens += delta
             if delta > 0:
                 self._seen[key] = _Seen(delta, rates, "input", now_s)
-        if prev_end < total_input_tokens:
-            self.input_usd += (total_input_tokens - prev_end) * rates.input / MTOK
+        input_tokens += max(0, total_input_tokens - prev_end)
+        self.input_usd += (read_tokens * rates.cache_read + input_tokens * rates.input) / MTOK
 
     def _upgrade(self, seen: _Seen, gap_s: float) -> None:
         """A reuse after ``gap_s``: the first sighting becomes (at least) the right write."""

@@ -100,51 +100,52 @@ class KeyOrderMemo:
 
 
 def pin_key_orders(
-    request: Mapping[str, Any], memo: KeyOrderMemo
+    request: Mapping[str, Any], memo: KeyOrderMemo, request_chain: Chain
 ) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """Restore pinned key orders; returns the (possibly) rewritten request and what changed."""
-    out: dict[str, Any] = dict(request)
+    """Restore pinned key orders; returns the (possibly) rewritten request and what changed.
+
+    Works on the canonical bytes the chain already holds, so a request with nothing to pin
+    costs one dictionary lookup per tool and per ``tool_use``.
+    """
     changes: list[str] = []
-    tools = request.get("tools")
-    if isinstance(tools, list):
-        new_tools: list[Any] | None = None
-        for i, tool in enumerate(tools):
-            if not isinstance(tool, Mapping) or not isinstance(tool.get("name"), str):
+    replaced: dict[BlockRef, dict[str, Any]] = {}
+    for link in request_chain.links:
+        block = link.block
+        if link.ref.segment == "tools":
+            name = block.get("name")
+            if not isinstance(name, str):
                 continue
-            pinned = _pin(tool, memo.tools, tool["name"])
+            pinned = _pin(block, link.canon, memo.tools, name)
             if pinned is not None:
-                new_tools = new_tools if new_tools is not None else list(tools)
-                new_tools[i] = pinned
-                changes.append(f"tools[{i}] ({tool['name']}): restored the first-seen key order")
-        if new_tools is not None:
-            out["tools"] = new_tools
-    messages = request.get("messages")
-    if isinstance(messages, list):
-        new_messages: list[Any] | None = None
-        for i, message in enumerate(messages):
-            content = message.get("content") if isinstance(message, Mapping) else None
-            if not isinstance(content, list):
+                replaced[link.ref] = pinned
+                changes.append(f"{link.ref} ({name}): restored the first-seen key order")
+        elif link.ref.segment == "messages" and block.get("type") == "tool_use":
+            tid = block.get("id")
+            if not isinstance(tid, str):
                 continue
-            new_content: list[Any] | None = None
-            for j, block in enumerate(content):
-                if (
-                    isinstance(block, Mapping)
-                    and block.get("type") == "tool_use"
-                    and isinstance(block.get("id"), str)
-                    and isinstance(block.get("input"), Mapping)
-                ):
-                    pinned_input = _pin(block["input"], memo.tool_uses, block["id"])
-                    if pinned_input is not None:
-                        new_content = new_content if new_content is not None else list(content)
-                        new_content[j] = {**block, "input": pinned_input}
-                        changes.append(
-                            f"messages[{i}].content[{j}]: restored tool_use input key order"
-                        )
-            if new_content is not None:
-                new_messages = new_messages if new_messages is not None else list(messages)
-                new_messages[i] = {**message, "content": new_content}
-        if new_messages is not None:
-            out["messages"] = new_messages
+            pinned = _pin(block, link.canon, memo.tool_uses, tid)
+            if pinned is not None:
+                replaced[link.ref] = pinned
+                changes.append(f"{link.ref}: restored the first-seen key order of tool_use {tid}")
+    if not replaced:
+        return dict(request), ()
+    out: dict[str, Any] = dict(request)
+    tools = [
+        replaced.get(BlockRef("tools", i), t) for i, t in enumerate(request.get("tools") or [])
+    ]
+    if any(ref.segment == "tools" for ref in replaced):
+        out["tools"] = tools
+    messages = request.get("messages")
+    if isinstance(messages, list) and any(ref.segment == "messages" for ref in replaced):
+        new_messages = list(messages)
+        for ref, block in replaced.items():
+            if ref.segment != "messages":
+                continue
+            message = new_messages[ref.index]
+            content = list(message["content"])
+            content[ref.sub or 0] = block
+            new_messages[ref.index] = {**message, "content": content}
+        out["messages"] = new_messages
     return out, tuple(changes)
 
 
@@ -152,16 +153,17 @@ def _strip(value: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in value.items() if k != "cache_control"}
 
 
-def _pin(value: Mapping[str, Any], memo: dict[str, bytes], key: str) -> dict[str, Any] | None:
+def _pin(
+    value: Mapping[str, Any], canon: bytes, memo: dict[str, bytes], key: str
+) -> dict[str, Any] | None:
     """The pinned form of ``value`` when only its key order differs; None to keep it."""
-    raw = orjson.dumps(_strip(value))
     pinned = memo.get(key)
-    if pinned is None or pinned == raw:
-        memo[key] = raw
+    if pinned is None or pinned == canon:
+        memo[key] = canon
         return None
     first = orjson.loads(pinned)
     if first != _strip(value):  # different content (dict equality ignores order): a real change
-        memo[key] = raw
+        memo[key] = canon
         return None
     if "cache_control" in value:
         first["cache_control"] = value["cache_control"]

@@ -233,11 +233,13 @@ class Pipeline:
         cache = self.cache_model(p.scope)
         decisions = p.decisions
         rewritten: dict[str, Any] = request
-        if p.optimize and state is not None and self.config.pin_key_order:
-            rewritten, changes = pin_key_orders(rewritten, state.key_orders)
-            if changes:
-                decisions["stabilize"] = {"key_order": list(changes)}
         ch = chain(rewritten)
+        if p.optimize and state is not None and self.config.pin_key_order:
+            pinned, changes = pin_key_orders(rewritten, state.key_orders, ch)
+            if changes:
+                rewritten = pinned
+                ch = chain(rewritten)
+                decisions["stabilize"] = {"key_order": list(changes)}
         an = anatomy(
             rewritten, model=info, request_chain=ch, memo=state.estimates if state else None
         )
@@ -299,6 +301,7 @@ class Pipeline:
             breakpoints=bps,
             min_cacheable_tokens=min_tokens,
             now_s=now_s,
+            positions=positions,
         )
         cache.begin(prediction, an, call_id=p.call_id, now_s=now_s)
         p.request, p.chain, p.anatomy, p.plan, p.prediction = planned, ch, an, plan, prediction

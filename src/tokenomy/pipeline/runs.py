@@ -44,7 +44,7 @@ class RunState:
     previous_message_id: str | None = None
     gaps_s: list[float] = field(default_factory=list)
     key_orders: KeyOrderMemo = field(default_factory=KeyOrderMemo)
-    estimates: dict[bytes, int] = field(default_factory=dict)
+    estimates: dict[tuple[str, int], int] = field(default_factory=dict)
     volatile: set[BlockRef] = field(default_factory=set)
     independent_streak: int = 0
     ideal: IdealCost = field(default_factory=IdealCost)
@@ -58,7 +58,7 @@ class RunState:
     predictions_agree: int = 0
     predictions_checked: int = 0
     # Block hashes seen in this run (for a child's duplicated-context measure).
-    block_hashes: dict[bytes, int] = field(default_factory=dict)
+    block_hashes: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
