@@ -13,20 +13,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import orjson
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench._report import markdown_table, print_table, publish  # noqa: E402
-from tokenomy.core.records import CallRecord, RunRecord  # noqa: E402
-from tokenomy.core.usage import Usage  # noqa: E402
-from tokenomy.data import builtin_table  # noqa: E402
-from tokenomy.pipeline import CallContext, ManualClock, Pipeline, ResponseFacts  # noqa: E402
+from _report import markdown_table, print_table, publish
+from tokenomy.core.records import CallRecord, RunRecord
+from tokenomy.core.usage import Usage
+from tokenomy.data import builtin_table
+from tokenomy.pipeline import CallContext, ManualClock, Pipeline, ResponseFacts
 
 
 class NullSink:
@@ -37,7 +33,20 @@ class NullSink:
 
 
 def words(n: int, seed: int) -> str:
-    vocab = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
+    vocab = [
+        "alpha",
+        "beta",
+        "gamma",
+        "delta",
+        "epsilon",
+        "zeta",
+        "eta",
+        "theta",
+        "iota",
+        "kappa",
+        "lambda",
+        "mu",
+    ]
     return " ".join(vocab[(seed * 7 + i * 13) % len(vocab)] for i in range(n))
 
 
