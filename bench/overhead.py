@@ -33,20 +33,7 @@ class NullSink:
 
 
 def words(n: int, seed: int) -> str:
-    vocab = [
-        "alpha",
-        "beta",
-        "gamma",
-        "delta",
-        "epsilon",
-        "zeta",
-        "eta",
-        "theta",
-        "iota",
-        "kappa",
-        "lambda",
-        "mu",
-    ]
+    vocab = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split(" ")
     return " ".join(vocab[(seed * 7 + i * 13) % len(vocab)] for i in range(n))
 
 
@@ -188,7 +175,7 @@ def main() -> int:
             f"{r['total_us_p50']:.0f} µs",
             f"{r['total_us_p99']:.0f} µs",
         ],
-        ["  prepare (stabilize, plan, predict)", f"{r['prepare_us_p50']:.0f} µs", ""],
+        ["  prepare (stabilize, plan)", f"{r['prepare_us_p50']:.0f} µs", ""],
         ["  finish (cost, segments, doctor, meter)", f"{r['finish_us_p50']:.0f} µs", ""],
         ["JSON parse + serialise of the body (floor)", f"{r['json_floor_us_p50']:.0f} µs", ""],
         ["pipeline / floor", f"{ratio:.1f}x", ""],
@@ -201,7 +188,8 @@ def main() -> int:
     )
     verdict = "meets" if r["total_us_p50"] < 1000 else "MISSES"
     body = markdown_table(cols, rows) + (
-        f"\n\n{r['calls_measured']} calls measured at 100 blocks (~{r['body_bytes']:,} bytes each), "
+        f"\n\n{r['calls_measured']} calls measured at 100 blocks "
+        f"(~{r['body_bytes']:,} bytes each), "
         f"in runs that grow one tool round trip per turn. Target p50 < 1 ms: **{verdict}**."
     )
     publish(
