@@ -120,16 +120,15 @@ def message_events(
     start_usage = dict(usage)
     start_usage["output_tokens"] = min(start_output_tokens, final_output)
     start_usage.pop("output_tokens_details", None)
-    yield {
-        "type": "message_start",
-        "message": {
-            **{k: v for k, v in message.items() if k not in ("content", "usage")},
-            "content": [],
-            "stop_reason": None,
-            "stop_sequence": None,
-            "usage": start_usage,
-        },
+    # the Message as the API starts it: no content and no stop reason yet, in the API's key order
+    replaced: dict[str, Any] = {
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": start_usage,
     }
+    started = {key: replaced.get(key, value) for key, value in message.items()}
+    yield {"type": "message_start", "message": started}
     yield {"type": "ping"}
     for index, block in enumerate(message.get("content", [])):
         yield from _block_events(index, block)

@@ -16,6 +16,7 @@ from typing import Any
 __all__ = ["sample_from_schema"]
 
 _MAX_DEPTH = 12
+_OPTIONAL_DEPTH = 4
 _FORMATS = {
     "date-time": "2026-01-01T00:00:00Z",
     "date": "2026-01-01",
@@ -114,15 +115,19 @@ def _sample(schema: Any, *, hint: str, root: Mapping[str, Any], depth: int) -> A
 
 def _object(schema: Mapping[str, Any], *, hint: str, root: Mapping[str, Any], depth: int) -> Any:
     props = schema.get("properties")
+    raw_required = schema.get("required")
+    required = (
+        [r for r in raw_required if isinstance(r, str)] if isinstance(raw_required, list) else []
+    )
     out: dict[str, Any] = {}
     if isinstance(props, Mapping):
         for name, sub in props.items():
-            out[str(name)] = _sample(sub, hint=hint, root=root, depth=depth + 1)
-    required = schema.get("required")
-    if isinstance(required, list):
-        for name in required:
-            if isinstance(name, str) and name not in out:
-                out[name] = hint
+            # Deep down (a recursive schema), fill only what is required, so the value ends.
+            if depth < _OPTIONAL_DEPTH or name in required:
+                out[str(name)] = _sample(sub, hint=hint, root=root, depth=depth + 1)
+    for name in required:
+        if name not in out:
+            out[name] = hint
     return out
 
 
