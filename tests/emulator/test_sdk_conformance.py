@@ -48,9 +48,13 @@ def test_the_requested_model_string_is_echoed(sdk: anthropic.Anthropic) -> None:
     assert m.model == "claude-haiku-4-5"
 
 
-def test_request_id_is_exposed(sdk: anthropic.Anthropic) -> None:
+def test_request_id_is_exposed(sdk: anthropic.Anthropic, admin: Admin) -> None:
     m = sdk.messages.create(model=MODEL, max_tokens=16, messages=HI)
     assert m._request_id is not None and m._request_id.startswith("req_")
+    (entry,) = admin.requests()
+    assert entry["request_id"] == m._request_id
+    # the 2.x SDK authenticates with a Bearer token and the 2026-10-21 version
+    assert (entry["auth"], entry["anthropic_version"]) == ("bearer", "2026-10-21")
 
 
 def test_stream_helper_text_and_final_message(sdk: anthropic.Anthropic) -> None:

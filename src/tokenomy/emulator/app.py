@@ -88,7 +88,8 @@ def _endpoint(route: str, *, api: bool = True) -> Callable[[Handler], Callable[.
             try:
                 if api:
                     ctx.scope = _authenticate(request)
-                    _check_version(request)
+                    ctx.log["auth"] = "x-api-key" if "x-api-key" in request.headers else "bearer"
+                    ctx.log["anthropic_version"] = _check_version(request)
                 response = await fn(request, ctx)
             except ApiError as exc:
                 response = _error_response(exc, ctx.request_id)
@@ -129,16 +130,17 @@ def _authenticate(request: Request) -> str:
     return key_fingerprint(key)
 
 
-def _check_version(request: Request) -> None:
-    version = request.headers.get("anthropic-version")
-    if version is None or not version.strip():
+def _check_version(request: Request) -> str:
+    version = request.headers.get("anthropic-version", "").strip()
+    if not version:
         raise ApiError(400, "anthropic-version: header is required")
-    if version.strip() not in API_VERSIONS:
+    if version not in API_VERSIONS:
         raise ApiError(
             400,
-            f"anthropic-version: {version.strip()!r} is not a valid version; "
+            f"anthropic-version: {version!r} is not a valid version; "
             f"use one of {', '.join(sorted(API_VERSIONS))}",
         )
+    return version
 
 
 def _too_large(limit: int) -> ApiError:
