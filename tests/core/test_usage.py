@@ -215,11 +215,12 @@ def test_null_fields_are_zero_or_absent() -> None:
     assert u == Usage(input_tokens=5, output_tokens=6)
 
 
-def test_a_whole_float_count_is_accepted_as_int() -> None:
-    """Some JavaScript tools write 12 as 12.0; the count is still whole."""
-    u = Usage.from_wire({"input_tokens": 12.0, "output_tokens": 3})
-    assert u.input_tokens == 12
-    assert type(u.input_tokens) is int
+@pytest.mark.parametrize("value", [12.0, 1e3, 0.0])
+def test_a_float_count_is_refused_even_when_whole(value: float) -> None:
+    """The API writes counts as JSON integers; a float means the data went through something
+    that may have rounded it (and 1e17 as a float is no longer the count that was billed)."""
+    with pytest.raises(UsageError, match=rf"input_tokens must be a whole number .*{value!r}"):
+        Usage.from_wire({"input_tokens": value, "output_tokens": 3})
 
 
 def test_batch_tier_is_seen() -> None:

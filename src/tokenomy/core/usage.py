@@ -310,10 +310,9 @@ def _count(u: Mapping[str, Any], key: str, where: str) -> int:
     v = u.get(key)
     if v is None:
         return 0
+    # JSON integers only: a float (even 12.0) means something upstream may have rounded it.
     if isinstance(v, bool) or not isinstance(v, int):
-        if isinstance(v, float) and v.is_integer() and v >= 0:
-            return int(v)
-        raise UsageError(f"{where}.{key} must be a whole number of tokens, got {v!r}")
+        raise UsageError(f"{where}.{key} must be a whole number (a JSON integer), got {v!r}")
     if v < 0:
         raise UsageError(f"{where}.{key} is negative ({v}); usage counts are never below 0")
     return v
