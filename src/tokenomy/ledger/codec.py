@@ -46,6 +46,9 @@ __all__ = [
 
 PUSD_PER_USD = 10**12
 _PICO = Decimal(PUSD_PER_USD)
+# A signed 64-bit integer (BIGINT on every backend): about ±9.2 million USD per amount.
+_MAX_PUSD = 2**63 - 1
+_MIN_PUSD = -(2**63)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +70,10 @@ def to_pusd(value: Decimal, *, where: str = "amount") -> tuple[int, str | None]:
         raise LedgerError(f"{where} must be a finite Decimal amount of USD, got {value!r}")
     scaled = value.scaleb(12)
     whole = scaled.to_integral_value(rounding=ROUND_HALF_EVEN)
-    return int(whole), (None if whole == scaled else str(value))
+    pusd = int(whole)
+    if not _MIN_PUSD <= pusd <= _MAX_PUSD:
+        raise LedgerError(f"{where} of {value} USD is beyond what the ledger stores (±9.2M USD)")
+    return pusd, (None if whole == scaled else str(value))
 
 
 def from_pusd(pusd: int, exact: str | None = None) -> Decimal:

@@ -93,7 +93,12 @@ def make_engine(target: LedgerTarget, *, busy_timeout_s: float = 5.0) -> Engine:
             target.url,
             json_serializer=json_dumps,
             pool_pre_ping=True,
-            connect_args={"connect_timeout": max(1, round(busy_timeout_s))},
+            connect_args={
+                "connect_timeout": max(1, round(busy_timeout_s)),
+                # Like SQLite's busy_timeout: wait this long for a lock, then fail (and the
+                # writer retries) instead of hanging behind a stuck transaction.
+                "options": f"-c lock_timeout={max(1, round(busy_timeout_s * 1000))}",
+            },
         )
     except (SQLAlchemyError, NoSuchModuleError) as exc:
         raise ledger_error(exc, target) from None
@@ -193,6 +198,10 @@ def ledger_error(exc: BaseException, target: LedgerTarget) -> LedgerError:
         if "disk" in low and "full" in low:
             return LedgerError(f"the disk holding the ledger {where!r} is full; free some space")
         return LedgerError(f"ledger {where!r}: {text}")
+    if "lock timeout" in low:
+        return LedgerError(
+            f"the ledger {where!r} is locked by another transaction; end it or try again"
+        )
     if "does not exist" in low and "database" in low:
         db = target.url.database
         return LedgerError(
@@ -242,6 +251,7 @@ def is_transient(exc: BaseException) -> bool:
             "terminating connection",
             "timeout",
             "deadlock",
+            "lock timeout",
             "could not serialize",
         )
     )

@@ -98,13 +98,13 @@ class Ledger:
         try:
             with engine.execution_options(sqlite_begin="IMMEDIATE").begin() as conn:
                 migrate.upgrade(conn, where=target.display)
-        except (SQLAlchemyError, LedgerError) as exc:
+        except BaseException as exc:
             engine.dispose()
             if target.path is not None and not existed:
                 _remove_sqlite_files(target)
-            if isinstance(exc, LedgerError):
-                raise
-            raise ledger_error(exc, target) from None
+            if isinstance(exc, SQLAlchemyError):
+                raise ledger_error(exc, target) from None
+            raise
         return cls(engine, target, options or WriterOptions())
 
     @property

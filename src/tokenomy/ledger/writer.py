@@ -41,6 +41,7 @@ log = logging.getLogger("tokenomy.ledger")
 
 _BACKOFF_MIN_S = 0.05
 _BACKOFF_MAX_S = 2.0
+_STOP_WAIT_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,14 +150,16 @@ class LedgerWriter:
         with self._cond:
             self._stop = True
             self._cond.notify_all()
-        self._thread.join()
+        # A write stuck in the database is left to its own timeout; its rows count as lost.
+        self._thread.join(_STOP_WAIT_S)
         with self._cond:
             lost = len(self._queue)
             exc = self._last_exc
         if lost:
             raise LedgerError(
-                f"{lost} rows could not be written to the ledger {self._ledger.display!r}"
-                + (f": {exc}" if exc else "")
+                f"{lost} rows could not be written: {exc}"
+                if exc
+                else f"{lost} rows could not be written to the ledger {self._ledger.display!r}"
             )
 
     # ------------------------------------------------------------------ counters
@@ -211,7 +214,7 @@ class LedgerWriter:
             self._enqueued += 1
             depth = len(self._queue)
             self._max_depth = max(self._max_depth, depth)
-            if depth in (1, opt.batch_rows):
+            if depth in (1, opt.batch_rows, opt.queue_max_rows):
                 self._cond.notify_all()
 
     # ------------------------------------------------------------------ writer thread
@@ -247,7 +250,7 @@ class LedgerWriter:
                     if (
                         self._closing
                         or self._flush_to > self._done
-                        or len(self._queue) >= opt.batch_rows
+                        or len(self._queue) >= min(opt.batch_rows, opt.queue_max_rows)
                         or age >= opt.flush_interval_s
                     ):
                         return [row for _, row in islice(self._queue, opt.batch_rows)]
@@ -314,8 +317,10 @@ def _is_bad_data(exc: BaseException) -> bool:
         return True
     if isinstance(exc, DBAPIError):
         return False
-    # A value that could not be bound (a StatementError around a TypeError, ValueError, …).
-    return isinstance(exc, StatementError) and isinstance(exc.orig, TypeError | ValueError)
+    # A value the driver could not bind: a TypeError, ValueError or OverflowError, raised as
+    # is (sqlite3) or inside a StatementError.
+    bad = TypeError | ValueError | ArithmeticError
+    return isinstance(exc, bad) or (isinstance(exc, StatementError) and isinstance(exc.orig, bad))
 
 
 def _row_id(row: PendingRow) -> object:
