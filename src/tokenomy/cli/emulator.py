@@ -10,6 +10,7 @@ import typer
 from tokenomy.cli import _render
 from tokenomy.cli._app import app
 from tokenomy.emulator import (
+    BatchLimits,
     BatchTiming,
     EmulatorConfig,
     LatencyMode,
@@ -56,6 +57,9 @@ def emulator(
         float | None,
         typer.Option(help="Advance the clock this many seconds on each poll of a running batch."),
     ] = None,
+    batch_max_bytes: Annotated[
+        int, typer.Option(help="Largest batch-create body (the API's limit: 256 MiB).")
+    ] = BatchLimits().max_body_bytes,
 ) -> None:
     """Serve an offline Anthropic API: caching, billing, batches, faults (no API key needed)."""
     mode = _LATENCY.get(latency)
@@ -74,6 +78,7 @@ def emulator(
             min_seconds=batch_min_seconds,
             poll_advance_s=batch_poll_advance,
         ),
+        batch_limits=BatchLimits(max_body_bytes=batch_max_bytes),
     )
     _render.line(
         f"tokenomy emulator on http://{host}:{port} "

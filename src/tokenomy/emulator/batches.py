@@ -144,17 +144,16 @@ class _Batch:
     def run_until(self, until_s: float, processor: Processor) -> None:
         # Files are opened per call, never held between calls: nothing to leak or to close.
         if self.done < self.n and self.time_of(self.done) <= min(until_s, self.stop_running_s):
-            with (
-                self.spool.open("rb") as fh,
-                mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm,
-                self.results.open("ab") as out,
-            ):
+            # pread, not a map: requests run in shuffled order, and a map would end up holding
+            # the whole body in the process's resident memory.
+            with self.spool.open("rb") as fh, self.results.open("ab") as out:
                 while self.done < self.n:
                     t = self.time_of(self.done)
                     if t > until_s or t > self.stop_running_s:
                         break
                     idx = self.order[self.done]
-                    element = mm[self.starts[idx] : self.ends[idx]]
+                    start = self.starts[idx]
+                    element = os.pread(fh.fileno(), self.ends[idx] - start, start)
                     result = _run_one(element, processor, self.scope, t, self.tag)
                     kind = "succeeded" if result.get("type") == "succeeded" else "errored"
                     self.counts[kind] += 1
@@ -434,6 +433,7 @@ _WS: Final = re.compile(rb"[ \t\r\n]*")
 _STRING_REST: Final = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*"', re.S)
 _STRUCT: Final = re.compile(rb'["{}\[\]]')
 _SCALAR: Final = re.compile(rb"[^,\]\}\s]+")
+_RELEASE_BYTES: Final = 32 << 20
 
 
 def _bad_json(where: str) -> ApiError:
@@ -446,6 +446,14 @@ class _Scanner:
     def __init__(self, buf: mmap.mmap | bytes) -> None:
         self.buf = buf
         self.size = len(buf)
+        self._released = 0
+
+    def release_before(self, i: int) -> None:
+        """Tell the kernel the bytes before ``i`` are done with (they leave our resident set)."""
+        if isinstance(self.buf, mmap.mmap) and i - self._released >= _RELEASE_BYTES:
+            end = i - i % mmap.PAGESIZE
+            self.buf.madvise(mmap.MADV_DONTNEED, 0, end)
+            self._released = end
 
     def ws(self, i: int) -> int:
         m = _WS.match(self.buf, i)
@@ -581,6 +589,7 @@ def _scan_list(sc: _Scanner, i: int, found: _Found, *, max_requests: int) -> int
         found.starts.append(i)
         found.ends.append(end)
         del item
+        sc.release_before(end)
         i = sc.ws(end)
         if sc.char(i) == b",":
             i = sc.ws(i + 1)
