@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -19,7 +20,9 @@ __all__ = [
     "error",
     "json_out",
     "line",
+    "paragraph",
     "run_app",
+    "status",
     "table",
     "usd",
     "warn",
@@ -119,3 +122,18 @@ def kv(rows: Mapping[str, Any]) -> None:
     width = max((len(k) for k in rows), default=0)
     for k, v in rows.items():
         line(f"{k.ljust(width)}  {v}")
+
+
+@contextmanager
+def status(text: str) -> Iterator[Callable[[str], None]]:
+    """A one-line spinner on stderr (silent when stderr is not a terminal); yields an updater."""
+    if not _err.is_terminal:
+        yield lambda _msg: None
+        return
+    with _err.status(text) as s:
+        yield lambda msg: s.update(f"{text} {msg}")
+
+
+def paragraph(text: str) -> None:
+    """Wrapped prose for explanations."""
+    _out.print(text, markup=False, soft_wrap=False, width=min(_out.width, 100))
