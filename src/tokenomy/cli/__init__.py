@@ -14,6 +14,7 @@ from tokenomy.cli import doctor as _doctor  # noqa: F401
 from tokenomy.cli import emulator as _emulator  # noqa: F401
 from tokenomy.cli import pricing as _pricing  # noqa: F401
 from tokenomy.cli import report as _report  # noqa: F401
+from tokenomy.cli import workload as _workload  # noqa: F401
 from tokenomy.cli._app import app
 from tokenomy.cli._render import run_app
 

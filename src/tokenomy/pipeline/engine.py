@@ -154,6 +154,10 @@ class Pipeline:
             source=source or self.config.source,
             external_id=external_id,
         )
+        if parent is not None:
+            # Sub-agents share the API key's cache with their parent: the ideal is the whole
+            # tree's (a sibling's write is a read for the next sibling), kept on the root.
+            run.state.ideal = parent.state.ideal
         with self._lock:
             self._runs[run.run_id] = run
         if self.sink is not None:

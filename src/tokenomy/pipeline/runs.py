@@ -70,6 +70,8 @@ class RunSummary:
     calls: int
     cost_usd: Decimal
     subagent_usd: Decimal
+    # The run tree's ideal cost (sub-agents share their parent's cache); on a sub-agent run it
+    # is the tree's too, and its own efficiency is not defined (None).
     ideal_usd: Decimal
     cache_efficiency: Decimal | None
     cache_hit_rate: float | None
@@ -159,13 +161,15 @@ class Run:
             source=self.source,
             ended_at=self.ended_at,
             external_id=self.external_id,
-            ideal_usd=s.ideal.total_usd if s.calls else None,
+            # The ideal covers the whole run tree and lives on the root.
+            ideal_usd=s.ideal.total_usd if s.calls and self.parent is None else None,
         )
 
     def summary(self) -> RunSummary:
         s = self.state
         sub = sum((c.summary().total_usd for c in self.children), Decimal(0))
         total_in = s.input_tokens
+        root = self.parent is None
         return RunSummary(
             run_id=self.run_id,
             name=self.name,
@@ -173,7 +177,7 @@ class Run:
             cost_usd=s.cost_usd,
             subagent_usd=sub,
             ideal_usd=s.ideal.total_usd,
-            cache_efficiency=s.ideal.efficiency(s.cost_usd),
+            cache_efficiency=s.ideal.efficiency(s.cost_usd + sub) if root else None,
             cache_hit_rate=(s.cache_read_tokens / total_in) if total_in else None,
             input_tokens=total_in,
             cache_read_tokens=s.cache_read_tokens,
