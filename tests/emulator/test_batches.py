@@ -14,7 +14,8 @@ from starlette.applications import Starlette
 
 from tests.emulator.harness import TEST_KEY, Admin, EmulatorServer, serve_app
 from tokenomy.emulator import ApiError, BatchLimits, BatchTiming
-from tokenomy.emulator.batches import paginate, scan_requests
+from tokenomy.emulator.batch_envelope import scan_requests
+from tokenomy.emulator.batches import paginate
 
 MODEL = "claude-sonnet-4-6"
 

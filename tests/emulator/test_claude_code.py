@@ -86,3 +86,23 @@ def test_claude_code_second_run_reads_the_cache(server: EmulatorServer, tmp_path
     # same tools and system prompt (its billing line depends on the prompt): a hit
     assert u2["cache_read_input_tokens"] > 0
     assert Decimal(str(second["total_cost_usd"])) < Decimal(str(first["total_cost_usd"]))
+
+
+@pytest.mark.parametrize(
+    ("kind", "second_streams"),
+    [
+        # a stream that breaks right after message_start: Claude Code retries without streaming
+        ("drop_after_start", False),
+        ("stream_error", True),  # an error event: it retries the stream
+        ("overloaded", True),  # a 529: retried after ~0.5 s
+    ],
+)
+def test_claude_code_recovers_from_faults(
+    server: EmulatorServer, tmp_path: Path, kind: str, second_streams: bool
+) -> None:
+    server.admin().faults([{"kind": kind, "nth": 1}])
+    result = _run_claude(server, tmp_path, "--bare", "-p", "say hi")
+    assert result["is_error"] is False and result["result"] == "Echo: say hi"
+    log = [e for e in server.admin().requests() if e["route"] == "messages"]
+    assert [e.get("faults") for e in log] == [[kind], None]
+    assert log[1]["status"] == 200 and log[1]["stream"] is second_streams

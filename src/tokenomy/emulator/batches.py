@@ -19,34 +19,30 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-import mmap
 import os
 import random
-import re
 import threading
 from array import array
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Final, Literal
+from typing import Any, BinaryIO, Literal
 
 import orjson
 
+from tokenomy.emulator.batch_envelope import scan_requests
 from tokenomy.emulator.clock import rfc3339
 from tokenomy.emulator.ids import IdFactory
 from tokenomy.emulator.server import ApiError
 
 __all__ = [
-    "CUSTOM_ID_RE",
     "BatchLimits",
     "BatchStore",
     "BatchTiming",
     "Processor",
     "paginate",
-    "scan_requests",
 ]
 
-CUSTOM_ID_RE: Final = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 Status = Literal["in_progress", "canceling", "ended"]
 
 # (params, scope, now_s, tag) -> the `result` object of a result line ({"type": "succeeded", …});
@@ -230,7 +226,7 @@ def _run_one(
 
 
 class BatchStore:
-    """All batches of one emulator. Thread-safe: every method takes the store's lock."""
+    """All batches of one emulator. Thread-safe: changes take the store's lock; reads need none."""
 
     def __init__(
         self,
@@ -301,10 +297,9 @@ class BatchStore:
 
     # -- time -------------------------------------------------------------------------------
     def pending(self, now_s: float) -> bool:
-        """Whether :meth:`progress` would do any work (cheap; no lock needed for a hint)."""
-        return any(
-            not b.finalized and b.next_event_s() <= now_s for b in list(self._batches.values())
-        )
+        """Whether :meth:`progress` would do any work (cheap, lock-free: a hint)."""
+        batches = list(self._batches.values())
+        return any(not b.finalized and b.next_event_s() <= now_s for b in batches)
 
     def progress(self, now_s: float) -> None:
         """Run every batch request due by ``now_s``, across batches in time order."""
@@ -324,23 +319,23 @@ class BatchStore:
                     heapq.heappush(heap, (batch.next_event_s(), batch.seq, batch))
 
     # -- API --------------------------------------------------------------------------------
+    # Reads take no lock: the app calls them on its event loop, which must not wait while a
+    # worker thread runs a large batch. A dict lookup or a snapshot of its values is atomic.
     def get(self, batch_id: str, *, scope: str) -> _Batch:
-        with self._lock:
-            batch = self._batches.get(batch_id)
-            if batch is None or batch.scope != scope:
-                raise ApiError(404, f"Message Batch {batch_id!r} not found.")
-            return batch
+        batch = self._batches.get(batch_id)
+        if batch is None or batch.scope != scope:
+            raise ApiError(404, f"Message Batch {batch_id!r} not found.")
+        return batch
 
     def list_page(
         self, *, scope: str, limit: int, after_id: str | None, before_id: str | None
     ) -> tuple[list[_Batch], bool]:
         """A page of batches, newest first, and whether more exist in that direction."""
-        with self._lock:
-            mine = sorted(
-                (b for b in self._batches.values() if b.scope == scope),
-                key=lambda b: (b.created_at_s, b.seq),
-                reverse=True,
-            )
+        mine = sorted(
+            (b for b in list(self._batches.values()) if b.scope == scope),
+            key=lambda b: (b.created_at_s, b.seq),
+            reverse=True,
+        )
         start, end, more = paginate(
             [b.id for b in mine], limit=limit, after_id=after_id, before_id=before_id
         )
@@ -383,13 +378,11 @@ class BatchStore:
         return _chunks(fh)
 
     def stats(self, now_s: float) -> dict[str, Any]:
-        with self._lock:
-            by_status: dict[str, int] = {"in_progress": 0, "canceling": 0, "ended": 0}
-            requests = 0
-            for b in self._batches.values():
-                by_status[b.status(now_s)] += 1
-                requests += b.n
-            return {"batches": len(self._batches), "requests": requests, **by_status}
+        batches = list(self._batches.values())
+        by_status: dict[str, int] = {"in_progress": 0, "canceling": 0, "ended": 0}
+        for b in batches:
+            by_status[b.status(now_s)] += 1
+        return {"batches": len(batches), "requests": sum(b.n for b in batches), **by_status}
 
 
 def paginate(
@@ -425,202 +418,3 @@ def _mkstemp(directory: Path, prefix: str) -> tuple[int, str]:
     import tempfile
 
     return tempfile.mkstemp(prefix=prefix, suffix=".jsonl", dir=directory)
-
-
-# -- the envelope scanner -------------------------------------------------------------------
-_WS: Final = re.compile(rb"[ \t\r\n]*")
-# the rest of a JSON string after its opening quote, closing quote included (unrolled loop)
-_STRING_REST: Final = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*"', re.S)
-_STRUCT: Final = re.compile(rb'["{}\[\]]')
-_SCALAR: Final = re.compile(rb"[^,\]\}\s]+")
-_RELEASE_BYTES: Final = 32 << 20
-
-
-def _bad_json(where: str) -> ApiError:
-    return ApiError(400, f"There was an error parsing the body as JSON ({where}).")
-
-
-class _Scanner:
-    """Finds value boundaries in a JSON document without building it (strings and nesting)."""
-
-    def __init__(self, buf: mmap.mmap | bytes) -> None:
-        self.buf = buf
-        self.size = len(buf)
-        self._released = 0
-
-    def release_before(self, i: int) -> None:
-        """Tell the kernel the bytes before ``i`` are done with (they leave our resident set)."""
-        if isinstance(self.buf, mmap.mmap) and i - self._released >= _RELEASE_BYTES:
-            end = i - i % mmap.PAGESIZE
-            self.buf.madvise(mmap.MADV_DONTNEED, 0, end)
-            self._released = end
-
-    def ws(self, i: int) -> int:
-        m = _WS.match(self.buf, i)
-        return m.end() if m else i
-
-    def char(self, i: int) -> bytes:
-        return bytes(self.buf[i : i + 1])
-
-    def value_end(self, i: int) -> int:
-        c = self.char(i)
-        if c == b'"':
-            m = _STRING_REST.match(self.buf, i + 1)
-            if m is None:
-                raise _bad_json(f"unterminated string at byte {i}")
-            return m.end()
-        if c in (b"{", b"["):
-            depth, j = 0, i
-            while True:
-                m = _STRUCT.search(self.buf, j)
-                if m is None:
-                    raise _bad_json(f"unterminated value starting at byte {i}")
-                ch = m.group(0)
-                if ch == b'"':
-                    s = _STRING_REST.match(self.buf, m.end())
-                    if s is None:
-                        raise _bad_json(f"unterminated string at byte {m.start()}")
-                    j = s.end()
-                    continue
-                depth += 1 if ch in (b"{", b"[") else -1
-                j = m.end()
-                if depth == 0:
-                    return j
-        m2 = _SCALAR.match(self.buf, i)
-        if m2 is None:
-            raise _bad_json(f"expected a value at byte {i}")
-        return m2.end()
-
-
-def scan_requests(
-    path: Path, *, max_requests: int
-) -> tuple[list[str], tuple[array[int], array[int]]]:
-    """Validate a batch-create body on disk; return the custom ids and each request's byte span.
-
-    Checks what the API checks synchronously: JSON, the ``requests`` list, each item's
-    ``custom_id`` (pattern, uniqueness) and that ``params`` is an object. ``params`` themselves
-    are validated later, when each request runs.
-    """
-    size = path.stat().st_size
-    if size == 0:
-        raise _bad_json("the body is empty")
-    with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        return _scan(_Scanner(mm), max_requests=max_requests)
-
-
-@dataclass(slots=True)
-class _Found:
-    """What the scan collects: each request's custom id and byte span."""
-
-    custom_ids: list[str]
-    starts: array[int]
-    ends: array[int]
-    seen: set[str]
-
-
-def _scan(sc: _Scanner, *, max_requests: int) -> tuple[list[str], tuple[array[int], array[int]]]:
-    found = _Found(custom_ids=[], starts=array("Q"), ends=array("Q"), seen=set())
-    has_requests = False
-    i = sc.ws(0)
-    if sc.char(i) != b"{":
-        raise ApiError(400, "Request body must be a JSON object with a 'requests' list.")
-    i = sc.ws(i + 1)
-    if sc.char(i) == b"}":
-        i += 1
-    else:
-        while True:
-            if sc.char(i) != b'"':
-                raise _bad_json(f"expected a key at byte {i}")
-            key_end = sc.value_end(i)
-            key = orjson.loads(sc.buf[i:key_end])
-            i = sc.ws(key_end)
-            if sc.char(i) != b":":
-                raise _bad_json(f"expected ':' at byte {i}")
-            i = sc.ws(i + 1)
-            if key == "requests" and sc.char(i) == b"[":
-                has_requests = True
-                i = _scan_list(sc, i, found, max_requests=max_requests)
-            else:
-                end = sc.value_end(i)
-                try:
-                    value = orjson.loads(sc.buf[i:end])
-                except orjson.JSONDecodeError:
-                    raise _bad_json(f"invalid value at byte {i}") from None
-                if key == "requests":
-                    raise ApiError(
-                        400, f"requests: Input should be a valid list, got {value!r:.80}"
-                    )
-                i = end
-            i = sc.ws(i)
-            if sc.char(i) == b",":
-                i = sc.ws(i + 1)
-                continue
-            if sc.char(i) == b"}":
-                i += 1
-                break
-            raise _bad_json(f"expected ',' or '}}' at byte {i}")
-    if sc.ws(i) != sc.size:
-        raise _bad_json(f"unexpected data after the object at byte {sc.ws(i)}")
-    if not has_requests:
-        raise ApiError(400, "requests: Field required")
-    if not found.custom_ids:
-        raise ApiError(400, "requests: List should have at least 1 item after validation, not 0")
-    return found.custom_ids, (found.starts, found.ends)
-
-
-def _scan_list(sc: _Scanner, i: int, found: _Found, *, max_requests: int) -> int:
-    i = sc.ws(i + 1)
-    if sc.char(i) == b"]":
-        return i + 1
-    while True:
-        n = len(found.custom_ids)
-        if n >= max_requests:
-            raise ApiError(
-                413,
-                f"A batch holds at most {max_requests:,} requests; split it into several batches.",
-                error_type="request_too_large",
-            )
-        end = sc.value_end(i)
-        try:
-            item = orjson.loads(sc.buf[i:end])
-        except orjson.JSONDecodeError:
-            raise _bad_json(f"invalid request at requests.{n}") from None
-        found.custom_ids.append(_check_item(item, n, found.seen))
-        found.starts.append(i)
-        found.ends.append(end)
-        del item
-        sc.release_before(end)
-        i = sc.ws(end)
-        if sc.char(i) == b",":
-            i = sc.ws(i + 1)
-            continue
-        if sc.char(i) == b"]":
-            return i + 1
-        raise _bad_json(f"expected ',' or ']' at byte {i}")
-
-
-def _check_item(item: Any, n: int, seen: set[str]) -> str:
-    where = f"requests.{n}"
-    if not isinstance(item, dict):
-        raise ApiError(400, f"{where}: Input should be a valid dictionary")
-    cid = item.get("custom_id")
-    if cid is None:
-        raise ApiError(400, f"{where}.custom_id: Field required")
-    if not isinstance(cid, str) or not CUSTOM_ID_RE.match(cid):
-        raise ApiError(
-            400,
-            f"{where}.custom_id: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$', "
-            f"got {cid!r:.80}",
-        )
-    if cid in seen:
-        raise ApiError(
-            400,
-            f"{where}.custom_id: {cid!r} is used by more than one request; "
-            "each custom_id must be unique within a batch.",
-        )
-    seen.add(cid)
-    if "params" not in item:
-        raise ApiError(400, f"{where}.params: Field required")
-    if not isinstance(item["params"], dict):
-        raise ApiError(400, f"{where}.params: Input should be a valid dictionary")
-    return cid
