@@ -15,40 +15,26 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Final, Literal, TypeGuard
+from typing import Any, Final, Literal
 
 from tokenomy.data.table import ModelInfo, ModelTable
+from tokenomy.emulator._blocks import (
+    CONTENT_TYPES,
+    blank,
+    check_block,
+    check_cache_control,
+    is_int,
+    is_num,
+    not_dict,
+    require_str,
+    tags,
+)
 from tokenomy.emulator._errors import ApiError, bad_request
-from tokenomy.emulator.tokenizer import decode_base64, image_dimensions
 
 __all__ = ["Endpoint", "validate_request"]
 
 Endpoint = Literal["messages", "count_tokens", "batch_item"]
 
-_CONTENT_TYPES: Final = (
-    "bash_code_execution_tool_result",
-    "code_execution_tool_result",
-    "compaction",
-    "container_upload",
-    "document",
-    "image",
-    "mcp_tool_result",
-    "mcp_tool_use",
-    "redacted_thinking",
-    "search_result",
-    "server_tool_use",
-    "text",
-    "text_editor_code_execution_tool_result",
-    "thinking",
-    "tool_result",
-    "tool_search_tool_result",
-    "tool_use",
-    "web_fetch_tool_result",
-    "web_search_tool_result",
-)
-_TOOL_RESULT_CONTENT: Final = ("document", "image", "search_result", "text", "tool_reference")
-_DOCUMENT_CONTENT: Final = ("image", "text")
-_IMAGE_MEDIA: Final = ("image/jpeg", "image/png", "image/gif", "image/webp")
 _TOOL_NAME: Final = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
 _EFFORTS: Final = ("low", "medium", "high", "xhigh", "max")
 _BATCH_FORBIDDEN: Final = (
@@ -58,198 +44,6 @@ _BATCH_FORBIDDEN: Final = (
     "context_hint",
     "research_preview_2026_02",
 )
-
-
-def _tags(options: Sequence[str]) -> str:
-    return ", ".join(f"'{o}'" for o in options)
-
-
-def _not_dict(path: str) -> ApiError:
-    return bad_request(
-        f"{path}: Input should be a valid dictionary or object to extract fields from"
-    )
-
-
-def _is_int(v: object) -> TypeGuard[int]:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v: object) -> TypeGuard[int | float]:
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def _require_str(obj: Mapping[str, Any], key: str, path: str) -> str:
-    if key not in obj:
-        raise bad_request(f"{path}.{key}: Field required")
-    value = obj[key]
-    if not isinstance(value, str):
-        raise bad_request(f"{path}.{key}: Input should be a valid string")
-    return value
-
-
-def check_cache_control(cc: object, path: str) -> None:
-    """``{"type": "ephemeral", "ttl"?: "5m" | "1h"}``."""
-    if not isinstance(cc, Mapping):
-        raise _not_dict(path)
-    if "type" not in cc:
-        raise bad_request(f"{path}.type: Field required")
-    if cc["type"] != "ephemeral":
-        raise bad_request(f"{path}.type: Input should be 'ephemeral'")
-    ttl = cc.get("ttl")
-    if ttl is not None and ttl not in ("5m", "1h"):
-        raise bad_request(f"{path}.ttl: Input should be '5m' or '1h'")
-
-
-def _blank(text: str) -> bool:
-    return not text.strip()
-
-
-# ---------------------------------------------------------------- content blocks
-
-
-def _check_block(block: object, path: str, *, allowed: Sequence[str], where: str) -> str:
-    """One content block; returns its type. ``where`` is "messages" or "system" (for wording)."""
-    if not isinstance(block, Mapping):
-        raise _not_dict(path)
-    kind = block.get("type")
-    if not isinstance(kind, str):
-        raise bad_request(f"{path}: Unable to extract tag using discriminator 'type'")
-    if kind not in allowed:
-        raise bad_request(
-            f"{path}: Input tag '{kind}' found using 'type' does not match any of the "
-            f"expected tags: {_tags(allowed)}"
-        )
-    cc = block.get("cache_control")
-    if cc is not None:
-        if kind in ("thinking", "redacted_thinking"):
-            raise bad_request(f"{path}.{kind}.cache_control: Extra inputs are not permitted")
-        check_cache_control(cc, f"{path}.cache_control")
-    if kind == "text":
-        text = _require_str(block, "text", path)
-        if _blank(text):
-            if cc is not None:
-                raise bad_request(f"{path}.text: cache_control cannot be set for empty text blocks")
-            if where == "messages":
-                raise bad_request("messages: text content blocks must be non-empty")
-    elif kind == "image":
-        _check_image(block, path)
-    elif kind == "document":
-        _check_document(block, path)
-    elif kind in ("tool_use", "server_tool_use", "mcp_tool_use"):
-        _require_str(block, "id", path)
-        _require_str(block, "name", path)
-        if "input" not in block:
-            raise bad_request(f"{path}.input: Field required")
-        if not isinstance(block["input"], Mapping):
-            raise bad_request(f"{path}.input: Input should be a valid dictionary")
-    elif kind == "tool_result":
-        _check_tool_result(block, path)
-    elif kind == "thinking":
-        _require_str(block, "thinking", path)
-        _require_str(block, "signature", path)
-    elif kind == "redacted_thinking":
-        _require_str(block, "data", path)
-    elif kind == "search_result":
-        _require_str(block, "source", path)
-        _require_str(block, "title", path)
-        content = block.get("content")
-        if not isinstance(content, list):
-            raise bad_request(f"{path}.content: Input should be a valid list")
-        for k, inner in enumerate(content):
-            _check_block(inner, f"{path}.content.{k}", allowed=("text",), where="messages")
-    return kind
-
-
-def _check_image(block: Mapping[str, Any], path: str) -> None:
-    source = block.get("source")
-    if source is None:
-        raise bad_request(f"{path}.source: Field required")
-    if not isinstance(source, Mapping):
-        raise _not_dict(f"{path}.source")
-    kind = source.get("type")
-    sp = f"{path}.source"
-    if kind == "base64":
-        media = source.get("media_type")
-        if media not in _IMAGE_MEDIA:
-            raise bad_request(f"{sp}.base64.media_type: Input should be {_tags(_IMAGE_MEDIA)}")
-        data = _require_str(source, "data", f"{sp}.base64")
-        raw = decode_base64(data)
-        if raw is None:
-            raise bad_request(f"{sp}.base64.data: invalid base64 data")
-        info = image_dimensions(raw)
-        if info is None:
-            raise bad_request("Could not process image")
-        if info.media_type != media:
-            raise bad_request(
-                f"{sp}.base64: The image was specified using the {media} media type, but the "
-                f"image appears to be a {info.media_type} image"
-            )
-    elif kind == "url":
-        _require_str(source, "url", f"{sp}.url")
-    elif kind == "file":
-        _require_str(source, "file_id", f"{sp}.file")
-    else:
-        raise bad_request(
-            f"{sp}: Input tag '{kind}' found using 'type' does not match any of the expected "
-            "tags: 'base64', 'file', 'url'"
-        )
-
-
-def _check_document(block: Mapping[str, Any], path: str) -> None:
-    source = block.get("source")
-    sp = f"{path}.source"
-    if source is None:
-        raise bad_request(f"{sp}: Field required")
-    if not isinstance(source, Mapping):
-        raise _not_dict(sp)
-    kind = source.get("type")
-    if kind == "base64":
-        data = _require_str(source, "data", f"{sp}.base64")
-        if source.get("media_type") not in ("application/pdf", "text/plain"):
-            raise bad_request(f"{sp}.base64.media_type: Input should be 'application/pdf'")
-        if decode_base64(data) is None:
-            raise bad_request(f"{sp}.base64.data: invalid base64 data")
-    elif kind == "text":
-        _require_str(source, "data", f"{sp}.text")
-    elif kind == "content":
-        content = source.get("content")
-        if isinstance(content, str):
-            return
-        if not isinstance(content, list):
-            raise bad_request(f"{sp}.content.content: Input should be a valid list")
-        for k, inner in enumerate(content):
-            _check_block(
-                inner, f"{sp}.content.content.{k}", allowed=_DOCUMENT_CONTENT, where="messages"
-            )
-    elif kind == "url":
-        _require_str(source, "url", f"{sp}.url")
-    elif kind == "file":
-        _require_str(source, "file_id", f"{sp}.file")
-    else:
-        raise bad_request(
-            f"{sp}: Input tag '{kind}' found using 'type' does not match any of the expected "
-            "tags: 'base64', 'content', 'file', 'text', 'url'"
-        )
-    for key in ("title", "context"):
-        if block.get(key) is not None and not isinstance(block[key], str):
-            raise bad_request(f"{path}.{key}: Input should be a valid string")
-
-
-def _check_tool_result(block: Mapping[str, Any], path: str) -> None:
-    _require_str(block, "tool_use_id", path)
-    if block.get("is_error") is not None and not isinstance(block["is_error"], bool):
-        raise bad_request(f"{path}.is_error: Input should be a valid boolean")
-    content = block.get("content")
-    if content is None or isinstance(content, str):
-        return
-    if not isinstance(content, list):
-        raise bad_request(f"{path}.content: Input should be a valid string or a valid list")
-    for k, inner in enumerate(content):
-        kind = _check_block(
-            inner, f"{path}.content.{k}", allowed=_TOOL_RESULT_CONTENT, where="tool_result"
-        )
-        if kind == "tool_reference" and isinstance(inner, Mapping):
-            _require_str(inner, "tool_name", f"{path}.content.{k}")
 
 
 # ---------------------------------------------------------------- messages
@@ -264,7 +58,7 @@ def _check_messages(messages: object) -> None:
     for i, message in enumerate(messages):
         path = f"messages.{i}"
         if not isinstance(message, Mapping):
-            raise _not_dict(path)
+            raise not_dict(path)
         role = message.get("role")
         if "role" not in message:
             raise bad_request(f"{path}.role: Field required")
@@ -273,12 +67,12 @@ def _check_messages(messages: object) -> None:
         if "content" not in message:
             raise bad_request(f"{path}.content: Field required")
         content = message["content"]
-        allowed = ("text",) if role == "system" else _CONTENT_TYPES
+        allowed = ("text",) if role == "system" else CONTENT_TYPES
         if isinstance(content, str):
-            empty = _blank(content)
+            empty = blank(content)
         elif isinstance(content, list):
             for j, block in enumerate(content):
-                _check_block(block, f"{path}.content.{j}", allowed=allowed, where="messages")
+                check_block(block, f"{path}.content.{j}", allowed=allowed, where="messages")
             empty = not content
         else:
             raise bad_request(f"{path}.content: Input should be a valid string or a valid list")
@@ -378,10 +172,10 @@ def _check_system(system: object) -> None:
     for i, block in enumerate(system):
         path = f"system.{i}"
         if not isinstance(block, Mapping):
-            raise _not_dict(path)
+            raise not_dict(path)
         if block.get("type") != "text":
             raise bad_request(f"{path}.type: Input should be 'text'")
-        _check_block(block, path, allowed=("text",), where="system")
+        check_block(block, path, allowed=("text",), where="system")
 
 
 def _check_tools(tools: object) -> None:
@@ -393,11 +187,11 @@ def _check_tools(tools: object) -> None:
     for i, tool in enumerate(tools):
         path = f"tools.{i}"
         if not isinstance(tool, Mapping):
-            raise _not_dict(path)
+            raise not_dict(path)
         kind = tool.get("type")
         if kind is None or kind == "custom":
             cp = f"{path}.custom"
-            name = _require_str(tool, "name", cp)
+            name = require_str(tool, "name", cp)
             if not _TOOL_NAME.match(name):
                 raise bad_request(
                     f"{cp}.name: String should match pattern '^[a-zA-Z0-9_-]{{1,128}}$'"
@@ -406,7 +200,7 @@ def _check_tools(tools: object) -> None:
                 raise bad_request(f"{cp}.input_schema: Field required")
             schema = tool["input_schema"]
             if not isinstance(schema, Mapping):
-                raise _not_dict(f"{cp}.input_schema")
+                raise not_dict(f"{cp}.input_schema")
             if schema.get("type") != "object":
                 raise bad_request(f"{cp}.input_schema.type: Input should be 'object'")
             if tool.get("description") is not None and not isinstance(tool["description"], str):
@@ -428,7 +222,7 @@ def _check_options(body: Mapping[str, Any], *, has_tools: bool) -> None:
     tc = body.get("tool_choice")
     if tc is not None:
         if not isinstance(tc, Mapping):
-            raise _not_dict("tool_choice")
+            raise not_dict("tool_choice")
         kind = tc.get("type")
         if kind not in ("auto", "any", "tool", "none"):
             raise bad_request(
@@ -436,7 +230,7 @@ def _check_options(body: Mapping[str, Any], *, has_tools: bool) -> None:
                 "expected tags: 'auto', 'any', 'tool', 'none'"
             )
         if kind == "tool":
-            _require_str(tc, "name", "tool_choice.tool")
+            require_str(tc, "name", "tool_choice.tool")
         dp = tc.get("disable_parallel_tool_use")
         if dp is not None and not isinstance(dp, bool):
             raise bad_request(
@@ -450,7 +244,7 @@ def _check_options(body: Mapping[str, Any], *, has_tools: bool) -> None:
     thinking = body.get("thinking")
     if thinking is not None:
         if not isinstance(thinking, Mapping):
-            raise _not_dict("thinking")
+            raise not_dict("thinking")
         kind = thinking.get("type")
         if kind not in ("adaptive", "disabled", "enabled"):
             raise bad_request(
@@ -461,7 +255,7 @@ def _check_options(body: Mapping[str, Any], *, has_tools: bool) -> None:
             budget = thinking.get("budget_tokens")
             if "budget_tokens" not in thinking:
                 raise bad_request("thinking.enabled.budget_tokens: Field required")
-            if not _is_int(budget):
+            if not is_int(budget):
                 raise bad_request("thinking.enabled.budget_tokens: Input should be a valid integer")
             if budget < 1024:
                 raise bad_request(
@@ -470,14 +264,14 @@ def _check_options(body: Mapping[str, Any], *, has_tools: bool) -> None:
     oc = body.get("output_config")
     if oc is not None:
         if not isinstance(oc, Mapping):
-            raise _not_dict("output_config")
+            raise not_dict("output_config")
         effort = oc.get("effort")
         if effort is not None and effort not in _EFFORTS:
-            raise bad_request(f"output_config.effort: Input should be {_tags(_EFFORTS)}")
+            raise bad_request(f"output_config.effort: Input should be {tags(_EFFORTS)}")
         fmt = oc.get("format")
         if fmt is not None:
             if not isinstance(fmt, Mapping):
-                raise _not_dict("output_config.format")
+                raise not_dict("output_config.format")
             if fmt.get("type") != "json_schema":
                 raise bad_request("output_config.format.type: Input should be 'json_schema'")
             if not isinstance(fmt.get("schema"), Mapping):
@@ -485,12 +279,12 @@ def _check_options(body: Mapping[str, Any], *, has_tools: bool) -> None:
     for key in ("temperature", "top_p"):
         v = body.get(key)
         if v is not None:
-            if not _is_num(v):
+            if not is_num(v):
                 raise bad_request(f"{key}: Input should be a valid number")
             if not 0 <= v <= 1:
                 raise bad_request(f"{key}: Input should be between 0 and 1")
     top_k = body.get("top_k")
-    if top_k is not None and (not _is_int(top_k) or top_k < 0):
+    if top_k is not None and (not is_int(top_k) or top_k < 0):
         raise bad_request("top_k: Input should be a non-negative integer")
     stops = body.get("stop_sequences")
     if stops is not None and (
@@ -503,7 +297,7 @@ def _check_options(body: Mapping[str, Any], *, has_tools: bool) -> None:
     metadata = body.get("metadata")
     if metadata is not None:
         if not isinstance(metadata, Mapping):
-            raise _not_dict("metadata")
+            raise not_dict("metadata")
         uid = metadata.get("user_id")
         if uid is not None and not isinstance(uid, str):
             raise bad_request("metadata.user_id: Input should be a valid string")
@@ -515,7 +309,7 @@ def _check_options(body: Mapping[str, Any], *, has_tools: bool) -> None:
     for key in ("context_management", "container"):
         v = body.get(key)
         if v is not None and not isinstance(v, Mapping | str):
-            raise _not_dict(key)
+            raise not_dict(key)
 
 
 def validate_request(body: object, *, endpoint: Endpoint, table: ModelTable) -> ModelInfo:
@@ -528,11 +322,11 @@ def validate_request(body: object, *, endpoint: Endpoint, table: ModelTable) -> 
     if not isinstance(model_name, str):
         raise bad_request("model: Input should be a valid string")
     raw_max = body.get("max_tokens")
-    max_tokens: int = raw_max if _is_int(raw_max) else 0
+    max_tokens: int = raw_max if is_int(raw_max) else 0
     if endpoint != "count_tokens":
         if "max_tokens" not in body:
             raise bad_request("max_tokens: Field required")
-        if not _is_int(raw_max):
+        if not is_int(raw_max):
             raise bad_request("max_tokens: Input should be a valid integer")
         if max_tokens < 0:
             raise bad_request("max_tokens: Input should be greater than or equal to 0")
@@ -560,7 +354,7 @@ def validate_request(body: object, *, endpoint: Endpoint, table: ModelTable) -> 
     thinking = body.get("thinking")
     budget = thinking.get("budget_tokens") if isinstance(thinking, Mapping) else None
     thinking_on = isinstance(thinking, Mapping) and thinking.get("type") == "enabled"
-    if thinking_on and _is_int(budget) and 0 < max_tokens <= budget:
+    if thinking_on and is_int(budget) and 0 < max_tokens <= budget:
         raise bad_request(
             "`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our "
             "documentation at https://docs.claude.com/en/docs/build-with-claude/"
