@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SDK1_PYTHON = ROOT / ".e2e" / "sdk1" / "bin" / "python"
 SCRIPT = ROOT / "tests" / "fixtures" / "emulator" / "sdk1_client.py"
 
+pytestmark = pytest.mark.e2e
+
 
 def _sdk1_version() -> str | None:
     if not SDK1_PYTHON.exists():
