@@ -60,7 +60,7 @@ def call(
     run_id: str = "run-1",
     seq: int = 1,
     *,
-    usage: Usage | None | EllipsisType = ...,
+    usage: Usage | EllipsisType | None = ...,
     cost_: CostBreakdown | Unpriced | None = None,
     **kw: Any,
 ) -> CallRecord:

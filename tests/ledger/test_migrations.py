@@ -17,40 +17,45 @@ from tokenomy.ledger.schema import HEAD_REVISION, meta, metadata
 
 from . import records as R
 
-MIGRATION_0002 = '''
+# The revision after the newest one this version ships.
+NEXT = f"{int(HEAD_REVISION) + 1:04d}"
+
+MIGRATION_NEXT = '''
 """Test-only: what a later issue's migration looks like."""
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "{next}"
+down_revision = "{head}"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
     op.create_table(
-        "batch_jobs",
-        sa.Column("job_id", sa.String(200), primary_key=True),
+        "later_things",
+        sa.Column("thing_id", sa.String(200), primary_key=True),
         sa.Column("state", sa.String(20), nullable=False),
     )
-    op.add_column("calls", sa.Column("batch_job_id", sa.String(200), nullable=True))
+    op.add_column("calls", sa.Column("later_col", sa.String(200), nullable=True))
     {fail}
 
 
 def downgrade() -> None:
-    op.drop_column("calls", "batch_job_id")
-    op.drop_table("batch_jobs")
+    op.drop_column("calls", "later_col")
+    op.drop_table("later_things")
 '''
 
 
-def _scripts_with_0002(tmp_path: Path, *, fail: bool = False) -> Path:
+def _scripts_with_next(tmp_path: Path, *, fail: bool = False) -> Path:
     scripts = tmp_path / "scripts"
     shutil.copytree(migrate.SCRIPTS_DIR, scripts, ignore=shutil.ignore_patterns("__pycache__"))
-    body = MIGRATION_0002.replace(
-        "{fail}", "raise RuntimeError('boom half-way')" if fail else "pass"
+    body = (
+        MIGRATION_NEXT.replace("{next}", NEXT)
+        .replace("{head}", HEAD_REVISION)
+        .replace("{fail}", "raise RuntimeError('boom half-way')" if fail else "pass")
     )
-    (scripts / "versions" / "v0002_batch_jobs.py").write_text(body)
+    (scripts / "versions" / f"v{NEXT}_later_things.py").write_text(body)
     return scripts
 
 
@@ -59,7 +64,7 @@ def test_a_new_database_is_at_head_with_the_whole_schema(ledger_url: str) -> Non
         assert migrate.current_revision(conn) == HEAD_REVISION
         names = set(inspect(conn).get_table_names())
         assert {"runs", "calls", "events", "meta", "alembic_version"} <= names
-        stamps = {k: v for k, v in conn.execute(select(meta.c.key, meta.c.value))}
+        stamps = dict(conn.execute(select(meta.c.key, meta.c.value)).all())
         assert stamps["created_by"] == __version__
 
 
@@ -83,12 +88,12 @@ def test_an_older_database_is_upgraded_on_open(
 ) -> None:
     with Ledger.open(ledger_url) as old:
         old.writer().record_call(R.call())
-    monkeypatch.setattr(migrate, "SCRIPTS_DIR", _scripts_with_0002(tmp_path))
-    monkeypatch.setattr(migrate, "HEAD_REVISION", "0002")
+    monkeypatch.setattr(migrate, "SCRIPTS_DIR", _scripts_with_next(tmp_path))
+    monkeypatch.setattr(migrate, "HEAD_REVISION", NEXT)
     with Ledger.open(ledger_url) as new, new.read() as conn:
-        assert migrate.current_revision(conn) == "0002"
-        assert "batch_jobs" in inspect(conn).get_table_names()
-        assert "batch_job_id" in {c["name"] for c in inspect(conn).get_columns("calls")}
+        assert migrate.current_revision(conn) == NEXT
+        assert "later_things" in inspect(conn).get_table_names()
+        assert "later_col" in {c["name"] for c in inspect(conn).get_columns("calls")}
         assert new.count("calls") == 1  # the old rows are still there
 
 
@@ -97,15 +102,15 @@ def test_a_failing_migration_leaves_the_database_as_it_was(
 ) -> None:
     with Ledger.open(ledger_url) as old:
         old.writer().record_call(R.call())
-    monkeypatch.setattr(migrate, "SCRIPTS_DIR", _scripts_with_0002(tmp_path, fail=True))
-    monkeypatch.setattr(migrate, "HEAD_REVISION", "0002")
+    monkeypatch.setattr(migrate, "SCRIPTS_DIR", _scripts_with_next(tmp_path, fail=True))
+    monkeypatch.setattr(migrate, "HEAD_REVISION", NEXT)
     with pytest.raises(RuntimeError, match="boom half-way"):
         Ledger.open(ledger_url)
     monkeypatch.undo()
     with Ledger.open(ledger_url) as again, again.read() as conn:
-        assert migrate.current_revision(conn) == "0001"
-        assert "batch_jobs" not in inspect(conn).get_table_names()
-        assert "batch_job_id" not in {c["name"] for c in inspect(conn).get_columns("calls")}
+        assert migrate.current_revision(conn) == HEAD_REVISION
+        assert "later_things" not in inspect(conn).get_table_names()
+        assert "later_col" not in {c["name"] for c in inspect(conn).get_columns("calls")}
 
 
 def test_a_database_from_a_newer_tokenomy_is_refused(ledger_url: str) -> None:

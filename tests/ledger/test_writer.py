@@ -173,7 +173,7 @@ def test_flush_reports_a_failing_database_and_keeps_the_rows(ledger_url: str) ->
                 w.flush()
             assert w.stats().failed_batches >= 1
             assert w.stats().queued == 1
-            with pytest.raises(LedgerError, match="timed out|is locked by another"):
+            with pytest.raises(LedgerError, match=r"timed out|is locked by another"):
                 w.flush(timeout_s=0.01)
         _flush_until_ok(w)
         assert ledger.count("calls") == 1

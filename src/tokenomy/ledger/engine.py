@@ -16,7 +16,7 @@ from typing import Any, Literal
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import QueuePool
 
 from tokenomy.errors import LedgerError
 
@@ -111,9 +111,11 @@ def _sqlite_engine(target: LedgerTarget, *, busy_timeout_s: float) -> Engine:
     engine = create_engine(
         target.url,
         json_serializer=json_dumps,
-        # One connection per checkout: no file handle outlives its use, and a fork or a second
-        # thread never shares a sqlite3 connection.
-        poolclass=NullPool,
+        # A small pool: the writer thread and readers each check out their own connection;
+        # a connection moves between threads only through the pool, never in use by two.
+        poolclass=QueuePool,
+        pool_size=2,
+        max_overflow=8,
         connect_args={"timeout": busy_timeout_s, "check_same_thread": False},
     )
 
@@ -156,16 +158,23 @@ def _prepare_sqlite_path(target: LedgerTarget) -> None:
             "fix its permissions or set TOKENOMY_DATA_DIR (or TOKENOMY_DB) to a writable place"
         ) from None
     if path.exists():
-        if not os.access(path, os.R_OK | os.W_OK):
+        if not _can(path, os.R_OK | os.W_OK):
             raise LedgerError(
                 f"the ledger file {str(path)!r} is not writable; fix its permissions "
                 "or set TOKENOMY_DB to another file"
             )
-    elif not os.access(directory, os.W_OK | os.X_OK):
+    elif not _can(directory, os.W_OK | os.X_OK):
         raise LedgerError(
             f"cannot create the ledger in {str(directory)!r}: the directory is read-only; "
             "fix its permissions or set TOKENOMY_DATA_DIR (or TOKENOMY_DB) to a writable place"
         )
+
+
+def _can(path: Path, mode: int) -> bool:
+    # The effective ids decide what open() may do (a setuid program, a test dropping root).
+    if os.access in os.supports_effective_ids:
+        return os.access(path, mode, effective_ids=True)
+    return os.access(path, mode)
 
 
 def ledger_error(exc: BaseException, target: LedgerTarget) -> LedgerError:

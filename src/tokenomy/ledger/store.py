@@ -75,6 +75,10 @@ class Ledger:
         self._writer: LedgerWriter | None = None
         self._lock = threading.Lock()
         self._closed = False
+        # Built once: compiling a 70-column upsert per batch would cost more than the insert.
+        self._placeholder_stmt = self._insert(runs).on_conflict_do_nothing()
+        self._run_upsert = self._upsert(runs, "run_id")
+        self._call_upsert = self._upsert(calls, "call_id")
 
     # ------------------------------------------------------------------ opening
 
@@ -165,11 +169,11 @@ class Ledger:
                 placeholder_run_row(k, at) for k, at in needed.items() if k not in run_rows
             ]
             if placeholders:
-                conn.execute(self._insert(runs).on_conflict_do_nothing(), placeholders)
+                conn.execute(self._placeholder_stmt, placeholders)
             if run_rows:
-                conn.execute(self._upsert(runs, "run_id"), list(run_rows.values()))
+                conn.execute(self._run_upsert, list(run_rows.values()))
             if call_rows:
-                conn.execute(self._upsert(calls, "call_id"), list(call_rows.values()))
+                conn.execute(self._call_upsert, list(call_rows.values()))
             if event_rows:
                 conn.execute(events.insert(), event_rows)
 

@@ -113,9 +113,12 @@ class LedgerWriter:
             target = self._enqueued
             self._flush_to = max(self._flush_to, target)
             gen = self._error_gen
+            rejected = self._rejected
             self._cond.notify_all()
             deadline = None if timeout_s is None else time.monotonic() + timeout_s
             while self._done < target:
+                if self._rejected != rejected and self._last_exc is not None:
+                    raise LedgerError(str(self._last_exc))
                 if self._error_gen != gen and self._last_exc is not None:
                     raise LedgerError(
                         f"{self._last_exc} ({len(self._queue)} rows kept in memory and retried)"
@@ -131,6 +134,9 @@ class LedgerWriter:
                         f" ({target - self._done} rows still waiting)"
                     )
                 self._cond.wait(remaining)
+            if self._rejected != rejected and self._last_exc is not None:
+                # Settled, but not all written: say so even if it all happened before we woke.
+                raise LedgerError(str(self._last_exc))
 
     def close(self, *, timeout_s: float | None = None) -> None:
         """Flush what is queued and stop the thread. Idempotent.

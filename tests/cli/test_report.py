@@ -1,0 +1,141 @@
+"""``tokenomy report``: the per-run table, --json, --run, filters, an empty ledger, bad input."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import pytest
+
+from tokenomy.cli import main
+from tokenomy.config import load_settings
+from tokenomy.core.pricing import CostBreakdown, Unpriced
+from tokenomy.core.records import CallRecord, RunRecord
+from tokenomy.core.usage import Usage
+from tokenomy.wiring import open_ledger
+
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+def _cost(total: str) -> CostBreakdown:
+    z = Decimal(0)
+    return CostBreakdown("claude-sonnet-4-5", z, z, z, z, Decimal(total))
+
+
+def _call(call_id: str, run_id: str, seq: int, **kw: Any) -> CallRecord:
+    base: dict[str, Any] = {
+        "usage": Usage(input_tokens=1000, cache_read_tokens=3000, output_tokens=200),
+        "cost": _cost("0.0125"),
+        "latency_ms": 1234.0,
+        "stop_reason": "end_turn",
+    }
+    base.update(kw)
+    return CallRecord(
+        call_id, run_id, seq, T0 + timedelta(seconds=seq), "claude-sonnet-4-5", **base
+    )
+
+
+@pytest.fixture
+def populated() -> None:
+    with open_ledger(load_settings()) as ledger:
+        w = ledger.writer()
+        w.record_run(RunRecord("run-main", "Fix the login bug", T0, source="gateway"))
+        w.record_run(RunRecord("run-sub", "sub: grep", T0, parent_run_id="run-main"))
+        w.record_run(RunRecord("run-old", "Yesterday", T0 - timedelta(days=1)))
+        w.record_call(_call("c1", "run-main", 1))
+        w.record_call(_call("c2", "run-main", 2, cost=Unpriced("claude-x", "unknown model")))
+        w.record_call(_call("c3", "run-sub", 1, cost=_cost("0.5")))
+        w.record_call(_call("c4", "run-old", 1))
+
+
+def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(["report", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_empty_ledger_says_how_calls_get_recorded(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys)
+    assert code == 0
+    assert "No runs in the ledger" in out
+    assert "tokenomy gateway" in out and "tokenomy.Anthropic" in out
+
+
+@pytest.mark.usefixtures("populated")
+def test_the_run_table(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys)
+    assert code == 0
+    assert "Fix the login bug" in out and "Yesterday" in out
+    assert "sub: grep" not in out  # sub-agents are rolled up into their parent
+    main_line = next(line for line in out.splitlines() if "run-main" in line)
+    assert "gateway" in main_line
+    assert "8,000" in main_line  # input tokens: 2 calls x (1000 + 3000)
+    assert "400" in main_line  # output tokens
+    assert "75.0%" in main_line  # cache hit: 6000 / 8000
+    assert "$0.0125 +1 unpriced" in main_line
+    assert "$0.5000" in main_line  # sub-agent cost
+
+
+@pytest.mark.usefixtures("populated")
+def test_json_is_exact(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "--json", "--all")
+    assert code == 0
+    data = orjson.loads(out)
+    runs = {r["run_id"]: r for r in data["runs"]}
+    assert set(runs) == {"run-main", "run-sub", "run-old"}
+    main_run = runs["run-main"]
+    assert main_run["cost_usd"] == "0.0125"
+    assert main_run["subagent_usd"] == "0.5"
+    assert main_run["total_usd"] == "0.5125"
+    assert main_run["unpriced_calls"] == 1
+    assert main_run["cache_hit_rate"] == 0.75
+    assert main_run["total_input_tokens"] == 8000
+
+
+@pytest.mark.usefixtures("populated")
+def test_since_limit_and_name(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = _run(capsys, "--json", "--since", "2026-11-20")
+    assert [r["run_id"] for r in orjson.loads(out)["runs"]] == ["run-main"]
+    _, out, _ = _run(capsys, "--json", "--limit", "1")
+    assert [r["run_id"] for r in orjson.loads(out)["runs"]] == ["run-main"]
+    _, out, _ = _run(capsys, "--name", "nothing like it")
+    assert "No runs match" in out
+
+
+@pytest.mark.usefixtures("populated")
+def test_one_runs_calls(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "--run", "run-main")
+    assert code == 0
+    assert "Fix the login bug" in out
+    assert "$0.012500" in out and "unpriced" in out
+    assert "end_turn" in out and "1,234" in out
+    code, out, _ = _run(capsys, "--run", "run-main", "--json")
+    data = orjson.loads(out)
+    assert [c["call_id"] for c in data["calls"]] == ["c1", "c2"]
+    assert data["calls"][0]["cost_total_usd"] == "0.0125"
+    assert data["calls"][1]["unpriced"] is True and data["calls"][1]["cost_total_usd"] is None
+
+
+@pytest.mark.usefixtures("populated")
+def test_an_unknown_run(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "--run", "nope")
+    assert code == 2
+    assert "no run 'nope'" in err
+
+
+def test_a_bad_date(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "--since", "last tuesday")
+    assert code == 2
+    assert "--since must be a date" in err
+
+
+def test_a_bad_ledger_url_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TOKENOMY_DB", "mysql://me@db.example/x")
+    code, out, err = _run(capsys)
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("error: unknown ledger URL scheme 'mysql'")
