@@ -115,7 +115,7 @@ def test_anchor_when_a_turn_adds_twenty_blocks() -> None:
     ch = chain(req)
     prev_end = ch.index_of(BlockRef("messages", 2, 0))
     assert prev_end is not None
-    out, p = plan(req, PlanHistory(entry_indices=frozenset({prev_end})))
+    _, p = plan(req, PlanHistory(entry_indices=frozenset({prev_end})))
     roles = {b.role: b for b in p.breakpoints}
     assert roles["anchor"].index == prev_end
     assert roles["rolling"].index - prev_end >= 20
@@ -151,7 +151,7 @@ def test_volatile_system_block_is_not_marked() -> None:
 def test_independent_items_get_no_rolling_breakpoint() -> None:
     """Bulk one-shot calls: a rolling write on each ticket would never be read."""
     req = request(tools=0, messages=[{"role": "user", "content": text(3000)}])
-    out, p = plan(req, PlanHistory(independent_streak=2))
+    out, _ = plan(req, PlanHistory(independent_streak=2))
     assert markers(out) == [("system[0]", "5m")]
 
 
@@ -294,7 +294,7 @@ def test_every_plan_is_valid_and_changes_only_markers(
     history = PlanHistory(
         gaps_s=tuple(gaps), independent_streak=streak, entry_indices=frozenset({entry})
     )
-    out, p = plan(req, history)
+    out, _ = plan(req, history)
     assert orjson.dumps(req) == before  # input untouched
     an = anatomy(out, model=SONNET)
     bps = caller_breakpoints(an.chain)
