@@ -82,6 +82,9 @@ class _Binding:
         headers = httpx2.Headers(request.headers)
         # We read the response as it passes; ask for it uncompressed so that we can.
         headers["accept-encoding"] = "identity"
+        if prepared.add_betas:
+            have = [b.strip() for b in headers.get("anthropic-beta", "").split(",") if b.strip()]
+            headers["anthropic-beta"] = ",".join(dict.fromkeys([*have, *prepared.add_betas]))
         headers["content-length"] = str(len(prepared.body))
         out = httpx2.Request(
             request.method,

@@ -238,3 +238,47 @@ async def test_meter_only_pipeline_config() -> None:
     await client.messages.create(**body([{"role": "user", "content": "hi"}]))
     [call] = h.sink.calls
     assert call.usage is not None and call.usage.cache_write_tokens == 0
+
+
+@pytest.mark.anyio
+async def test_cache_diagnostics_sends_the_previous_message_id_with_the_beta() -> None:
+    h = make_harness(config=PipelineConfig(cache_diagnostics=True))
+    seen: list[httpx2.Request] = []
+
+    class Recorder(httpx2.AsyncBaseTransport):
+        def __init__(self, inner: httpx2.AsyncBaseTransport) -> None:
+            self.inner = inner
+
+        async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+            await request.aread()
+            seen.append(request)
+            return await self.inner.handle_async_request(request)
+
+    http = httpx2.AsyncClient(
+        transport=Recorder(httpx2.ASGITransport(app=h.app)), base_url="http://e"
+    )
+    from tokenomy import AsyncAnthropic
+
+    client = AsyncAnthropic(
+        api_key="k",
+        base_url="http://e",
+        http_client=http,
+        pipeline=h.pipeline,
+        max_retries=0,
+        default_headers={"anthropic-beta": "context-1m-2025-08-07"},
+    )
+    first = await client.messages.create(**body([{"role": "user", "content": "hi"}]))
+    await client.messages.create(
+        **body(
+            [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "x"},
+                {"role": "user", "content": "again"},
+            ]
+        )
+    )
+    import orjson
+
+    assert "diagnostics" not in orjson.loads(seen[0].content)
+    assert orjson.loads(seen[1].content)["diagnostics"] == {"previous_message_id": first.id}
+    assert seen[1].headers["anthropic-beta"] == "context-1m-2025-08-07,cache-diagnosis-2026-04-07"

@@ -50,6 +50,7 @@ __all__ = ["CallContext", "Pipeline", "PipelineConfig", "Prepared"]
 
 Kind = Literal["messages", "count_tokens", "other"]
 _DEFAULT_MIN_CACHEABLE = 1024
+CACHE_DIAGNOSIS_BETA = "cache-diagnosis-2026-04-07"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,9 @@ class PipelineConfig:
     pin_key_order: bool = True
     move_volatile_system: bool = False
     source: RunSource = "library"
+    # Ask the server why a cache missed (beta cache-diagnosis-2026-04-07, Claude API only):
+    # sends the previous response's id and records the server's answer beside the doctor's.
+    cache_diagnostics: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +104,8 @@ class Prepared:
     prediction: Prediction | None = None
     volatile: tuple[VolatileFinding, ...] = ()
     decisions: dict[str, Any] = field(default_factory=dict)
+    # beta flags the transport must add to the anthropic-beta header
+    add_betas: tuple[str, ...] = ()
     response_started_s: float | None = None
     first_content_s: float | None = None
     finished: bool = False
@@ -292,6 +298,9 @@ class Pipeline:
                 "observe mode: nothing changed",
                 automatic=request.get("cache_control") is not None,
             )
+        if p.optimize and self.config.cache_diagnostics and state and state.previous_message_id:
+            planned = {**planned, "diagnostics": {"previous_message_id": state.previous_message_id}}
+            p.add_betas = (CACHE_DIAGNOSIS_BETA,)
         if planned is not request:
             p.body = orjson.dumps(planned)
         bps = list(plan.positions())
@@ -453,7 +462,7 @@ class Pipeline:
         if facts.diagnostics is not None:
             decisions["server_diagnostics"] = facts.diagnostics
         if state is not None and run is not None:
-            self._update_run(run, p, usage, price, diagnosis)
+            self._update_run(run, p, usage, price, diagnosis, facts)
         latency_ms = (ended_s - p.started_s) * 1000.0
         ttft_ms = (
             (p.first_content_s - p.started_s) * 1000.0 if p.first_content_s is not None else None
@@ -520,9 +529,12 @@ class Pipeline:
         usage: Any,
         price: CostBreakdown | Unpriced | None,
         diagnosis: Diagnosis | None,
+        facts: ResponseFacts,
     ) -> None:
         s = run.state
         s.calls += 1
+        if facts.message_id:
+            s.previous_message_id = facts.message_id
         if usage is None:
             s.errors += 1
             return

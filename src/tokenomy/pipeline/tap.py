@@ -100,7 +100,11 @@ class StreamTap:
                 m = data["message"]
                 self.facts.message_id = _str(m.get("id"))
                 self.facts.model = _str(m.get("model"))
+                if m.get("diagnostics") is not None:
+                    self.facts.diagnostics = m["diagnostics"]
             elif kind == "message_delta":
+                if data.get("diagnostics") is not None:
+                    self.facts.diagnostics = data["diagnostics"]
                 delta = data.get("delta")
                 if isinstance(delta, Mapping) and delta.get("stop_reason") is not None:
                     self.facts.stop_reason = _str(delta.get("stop_reason"))
