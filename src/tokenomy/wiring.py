@@ -10,6 +10,7 @@ from tokenomy.data import load_table
 from tokenomy.ledger import Ledger, WriterOptions
 from tokenomy.pipeline import Pipeline, PipelineConfig, SystemClock
 from tokenomy.ports import Clock, UsageSink
+from tokenomy.upstream import HttpUpstream
 
 
 def open_ledger(settings: Settings) -> Ledger:
@@ -70,3 +71,28 @@ def set_default_pipeline(pipeline: Pipeline | None) -> None:
     """Replace the process-wide pipeline (tests, embedding applications)."""
     with _Default.lock:
         _Default.pipeline = pipeline
+
+
+# ---------------------------------------------------------------------------- the upstream
+
+
+def build_upstream(
+    settings: Settings,
+    *,
+    upstream_url: str | None = None,
+    timeout_s: float = 600.0,
+    connect_timeout_s: float = 10.0,
+) -> HttpUpstream:
+    """The HTTP upstream at ``settings.upstream_url`` (or ``upstream_url``), without retries.
+
+    No retries: a relay (the gateway) passes the API's errors to its client, whose own retry
+    logic (``retry-after``, backoff) then applies exactly as it would against the API.
+    ``settings.offline`` refuses any upstream that is not on this machine.
+    """
+    return HttpUpstream(
+        upstream_url or settings.upstream_url,
+        timeout_s=timeout_s,
+        connect_timeout_s=connect_timeout_s,
+        offline=settings.offline,
+        retry=None,
+    )

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 # Command modules register themselves on `app` when imported; keep this list sorted.
 from tokenomy.cli import doctor as _doctor  # noqa: F401
 from tokenomy.cli import emulator as _emulator  # noqa: F401
+from tokenomy.cli import gateway as _gateway  # noqa: F401
+from tokenomy.cli import keys as _keys  # noqa: F401
 from tokenomy.cli import pricing as _pricing  # noqa: F401
 from tokenomy.cli import report as _report  # noqa: F401
 from tokenomy.cli import workload as _workload  # noqa: F401

@@ -1,0 +1,703 @@
+"""The gateway: an ASGI app that speaks the Anthropic API and sends every call through the pipeline.
+
+Routes are matched on the path (the query, e.g. Claude Code's ``?beta=true``, is passed on):
+
+- ``POST /v1/messages`` — prepared by the pipeline (optimize: cache plan; observe: not a byte
+  changed), relayed (streams frame by frame), metered, recorded in the ledger.
+- ``GET /v1/messages/batches/{id}/results`` — relayed as it streams and each result metered at
+  batch prices (once per batch, keyed by batch and ``custom_id``).
+- ``GET /healthz``, ``GET /metrics`` — the gateway's own.
+- anything else (``count_tokens``, the other batch routes, ``/v1/models``, ``HEAD /``, unknown
+  routes) — passed through verbatim.
+
+Errors the gateway answers itself are the API's envelope with the status the API would give;
+they carry ``x-tokenomy-origin: gateway`` so they can be told apart from relayed ones. Upstream
+errors — status, body, ``retry-after``, ``request-id`` — reach the client unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+import httpx
+import orjson
+
+from tokenomy.core.keys import fingerprint
+from tokenomy.core.pricing import CostBreakdown
+from tokenomy.core.records import CallRecord
+from tokenomy.core.usage import usage_from_batch_result
+from tokenomy.errors import UpstreamError, UsageError
+from tokenomy.gateway.auth import ClientKey, GatewayKey, client_key, is_gateway_key, max_cost_usd
+from tokenomy.gateway.budgets import Budgets
+from tokenomy.gateway.metrics import CONTENT_TYPE, GatewayMetrics
+from tokenomy.gateway.relay import (
+    ASGIReceive,
+    ASGISend,
+    BodyTooLarge,
+    ClientGone,
+    Reply,
+    read_body,
+    until_disconnect,
+)
+from tokenomy.gateway.runs import PARENT_HEADER, RUN_HEADER, SUBAGENT_HEADER, RunRegistry
+from tokenomy.pipeline import (
+    CallContext,
+    Pipeline,
+    Prepared,
+    ResponseFacts,
+    StreamTap,
+    read_message,
+)
+from tokenomy.ports import Upstream, UpstreamRequest
+from tokenomy.wire.errors import error_body
+
+__all__ = ["MAX_BODY_BYTES", "Gateway", "GatewayConfig", "Route", "route_of"]
+
+log = logging.getLogger("tokenomy.gateway")
+
+MAX_BODY_BYTES = 32 * 1024 * 1024
+Route = Literal[
+    "messages", "count_tokens", "batch_results", "batches", "models", "healthz", "metrics", "other"
+]
+# Never forwarded: hop-by-hop, recomputed, or the gateway's own instructions.
+_DROP_REQUEST = frozenset(
+    {
+        "host",
+        "content-length",
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "te",
+        "upgrade",
+        "proxy-authorization",
+        RUN_HEADER,
+        SUBAGENT_HEADER,
+        PARENT_HEADER,
+    }
+)
+_ORIGIN = ("x-tokenomy-origin", "gateway")
+
+
+async def _primed(first: bytes | None, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """``first`` (already read) followed by the rest of ``rest``; closing this closes ``rest``."""
+    try:
+        if first is None:
+            return
+        yield first
+        async for chunk in rest:
+            yield chunk
+    finally:
+        aclose = getattr(rest, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def route_of(method: str, path: str) -> Route:
+    """Which route a request takes (path only; a trailing slash is tolerated)."""
+    p = path.rstrip("/") or "/"
+    if p == "/v1/messages" and method == "POST":
+        return "messages"
+    if p == "/v1/messages/count_tokens" and method == "POST":
+        return "count_tokens"
+    if p.startswith("/v1/messages/batches"):
+        return "batch_results" if method == "GET" and p.endswith("/results") else "batches"
+    if p.startswith("/v1/models"):
+        return "models"
+    if p == "/healthz" and method in ("GET", "HEAD"):
+        return "healthz"
+    if p == "/metrics" and method == "GET":
+        return "metrics"
+    return "other"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GatewayConfig:
+    """How a gateway behaves. ``upstream_api_key`` is only for gateway keys (never logged)."""
+
+    mode: Literal["optimize", "observe"] = "optimize"
+    upstream_api_key: str | None = field(default=None, repr=False)
+    # Refuse clients that do not present a gateway key (a team gateway).
+    require_gateway_key: bool = False
+    max_body_bytes: int = MAX_BODY_BYTES
+    run_idle_s: float = 3600.0
+    max_runs: int = 10_000
+
+
+@dataclass(slots=True)
+class _Call:
+    """One request on its way through."""
+
+    route: Route
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    key: ClientKey | None = None
+    gateway_key: GatewayKey | None = None
+    prepared: Prepared | None = None
+    max_cost_usd: Decimal | None = None
+    upstream_s: float = 0.0
+
+
+class Gateway:
+    """The ASGI application. ``await gateway.aclose()`` (or the ASGI lifespan) shuts it down."""
+
+    def __init__(
+        self,
+        *,
+        pipeline: Pipeline,
+        upstream: Upstream,
+        config: GatewayConfig | None = None,
+        budgets: Budgets | None = None,
+        upstream_label: str = "upstream",
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.upstream = upstream
+        self.config = config or GatewayConfig()
+        self.budgets = budgets
+        self.metrics = GatewayMetrics()
+        self.runs = RunRegistry(
+            pipeline, idle_s=self.config.run_idle_s, max_runs=self.config.max_runs
+        )
+        self._upstream_label = upstream_label
+        self._on_close = on_close
+        self._optimize = self.config.mode == "optimize"
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._metered_batches: dict[str, None] = {}
+        self._in_flight_max = Decimal(0)
+        self._in_flight = 0
+        self._closed = False
+
+    # ------------------------------------------------------------------ ASGI
+
+    async def __call__(
+        self, scope: MutableMapping[str, Any], receive: ASGIReceive, send: ASGISend
+    ) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: ASGIReceive, send: ASGISend) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def aclose(self) -> None:
+        """Finish background work, end open runs, close the upstream and the ledger sink."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.runs.close()
+        await self.upstream.aclose()
+        if self.budgets is not None:
+            await self.budgets.aclose()
+        if self._on_close is not None:
+            await asyncio.to_thread(self._on_close)
+
+    async def _http(
+        self, scope: MutableMapping[str, Any], receive: ASGIReceive, send: ASGISend
+    ) -> None:
+        method: str = scope["method"]
+        path: str = scope["path"]
+        route = route_of(method, path)
+        reply = Reply(send)
+        if route == "healthz":
+            await reply.json(200, self.health())
+            return
+        if route == "metrics":
+            self.metrics.runs.set(len(self.runs))
+            await reply.whole(200, {"content-type": CONTENT_TYPE}, self.metrics.render())
+            return
+        headers: dict[str, str] = {}
+        for k, v in scope["headers"]:
+            name = k.decode("latin-1").lower()
+            value = v.decode("latin-1")
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        call = _Call(
+            route=route,
+            method=method,
+            path=path,
+            query=scope.get("query_string", b"").decode("latin-1"),
+            headers=headers,
+        )
+        self.metrics.in_flight.inc()
+        self._in_flight += 1
+        try:
+            await self._handle(call, receive, reply)
+        finally:
+            self._in_flight -= 1
+            self.metrics.in_flight.dec()
+            self.metrics.requests.labels(route, str(reply.status or 499)).inc()
+
+    # ------------------------------------------------------------------ one request
+
+    async def _handle(self, call: _Call, receive: ASGIReceive, reply: Reply) -> None:
+        declared = call.headers.get("content-length")
+        try:
+            body = await read_body(
+                receive,
+                limit=self.config.max_body_bytes,
+                declared=int(declared) if declared and declared.isdigit() else None,
+            )
+        except BodyTooLarge:
+            mib = self.config.max_body_bytes // (1024 * 1024)
+            await self._refuse(
+                call,
+                reply,
+                413,
+                f"Request exceeds the maximum allowed size of {mib} MB",
+                error_type="request_too_large",
+            )
+            return
+        except ClientGone:
+            return
+        if call.path.startswith("/v1/") and not await self._authorize(call, reply):
+            return
+        request: dict[str, Any] | None = None
+        if call.route == "messages":
+            try:
+                parsed = orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                await self._refuse(call, reply, 400, f"The request body is not valid JSON: {exc}")
+                return
+            request = parsed if isinstance(parsed, dict) else None
+            if call.gateway_key is not None and not await self._within_budget(call, reply):
+                return
+        elif (
+            call.route == "batches"
+            and call.method == "POST"
+            and call.gateway_key is not None
+            and not await self._within_budget(call, reply)
+        ):
+            return
+        if call.route == "messages":
+            run = self.runs.resolve(call.headers, request, scope=self._scope(call))
+            p = self.pipeline.prepare(
+                CallContext(
+                    method=call.method,
+                    path=call.path,
+                    body=body,
+                    api_key=self._upstream_key(call),
+                    optimize=self._optimize,
+                ),
+                run=run,
+            )
+            self._attribute(call, p)
+            body = p.body
+        hung_up = await until_disconnect(receive, self._relay(call, body, reply))
+        if hung_up:
+            self.metrics.cancelled.inc()
+
+    def _scope(self, call: _Call) -> str:
+        return fingerprint(self._upstream_key(call)) or "anonymous"
+
+    def _upstream_key(self, call: _Call) -> str | None:
+        if call.gateway_key is not None:
+            return self.config.upstream_api_key
+        return call.key.value if call.key is not None else None
+
+    def _attribute(self, call: _Call, p: Prepared) -> None:
+        """Tie the call to its gateway key (if any) and bound what it can still spend."""
+        call.prepared = p
+        gk = call.gateway_key
+        if gk is None or call.key is None:
+            return
+        # The ledger row carries the gateway key's fingerprint; the cache scope stays the
+        # upstream key's (the server's cache is the upstream organisation's).
+        p.api_key_fingerprint = fingerprint(call.key.value)
+        estimate = p.anatomy.estimated.input_total if p.anatomy is not None else 0
+        call.max_cost_usd = max_cost_usd(p.model, input_tokens_estimate=estimate, request=p.request)
+        p.decisions["gateway_key"] = {
+            "key_id": gk.key_id,
+            "budget_usd": None if gk.budget_usd is None else str(gk.budget_usd),
+            "spent_usd_at_admission": str(gk.spent_usd),
+            "max_cost_usd": None if call.max_cost_usd is None else str(call.max_cost_usd),
+        }
+        if call.max_cost_usd is not None and gk.budget_usd is not None:
+            self._in_flight_max += call.max_cost_usd
+            self.metrics.budget_in_flight_max.set(float(self._in_flight_max))
+
+    # ------------------------------------------------------------------ keys and budgets
+
+    async def _authorize(self, call: _Call, reply: Reply) -> bool:
+        key = client_key(call.headers)
+        call.key = key
+        if key is None:
+            await self._refuse(
+                call,
+                reply,
+                401,
+                "x-api-key header is required (or Authorization: Bearer); send your Anthropic "
+                "API key or a tokenomy gateway key (tk-…)",
+            )
+            return False
+        if not is_gateway_key(key.value):
+            if self.config.require_gateway_key:
+                await self._refuse(
+                    call,
+                    reply,
+                    401,
+                    "this gateway accepts only tokenomy gateway keys (tk-…); ask its operator "
+                    "for one ('tokenomy keys create')",
+                )
+                return False
+            return True
+        if self.budgets is None:
+            await self._refuse(
+                call, reply, 401, "gateway keys are not enabled on this gateway (no key store)"
+            )
+            return False
+        gk = await self.budgets.lookup(key.value)
+        if gk is None or gk.revoked:
+            await self._refuse(
+                call,
+                reply,
+                401,
+                "invalid tokenomy gateway key"
+                if gk is None
+                else f"tokenomy gateway key {gk.key_id} was revoked",
+            )
+            return False
+        if not self.config.upstream_api_key:
+            await self._refuse(
+                call,
+                reply,
+                401,
+                "this gateway has no upstream API key to use for gateway keys; start it with "
+                "TOKENOMY_UPSTREAM_API_KEY set",
+            )
+            return False
+        call.gateway_key = gk
+        return True
+
+    async def _within_budget(self, call: _Call, reply: Reply) -> bool:
+        gk = call.gateway_key
+        if gk is None or not gk.over_budget():
+            return True
+        self.metrics.budget_rejections.inc()
+        # The API answers a reached spend limit with 400 invalid_request_error.
+        await self._refuse(
+            call,
+            reply,
+            400,
+            f"tokenomy gateway key {gk.key_id} ({gk.name}) has reached its budget of "
+            f"${gk.budget_usd} (spent ${gk.spent_usd.quantize(Decimal('0.000001'))}); "
+            f"raise it with 'tokenomy keys budget {gk.key_id} --usd N'",
+        )
+        return False
+
+    def _charge(self, call: _Call, record: CallRecord | None) -> None:
+        gk = call.gateway_key
+        if gk is None:
+            return
+        if call.max_cost_usd is not None and gk.budget_usd is not None:
+            self._in_flight_max -= call.max_cost_usd
+            call.max_cost_usd = None
+            self.metrics.budget_in_flight_max.set(float(self._in_flight_max))
+        if record is None or not isinstance(record.cost, CostBreakdown) or self.budgets is None:
+            return
+        self._spawn(self.budgets.add(gk.key_id, record.cost.total_usd))
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("gateway background task failed: %s", task.exception())
+
+    # ------------------------------------------------------------------ relay
+
+    def _outgoing_headers(self, call: _Call) -> dict[str, str]:
+        out = {k: v for k, v in call.headers.items() if k not in _DROP_REQUEST}
+        if call.route in ("messages", "batch_results"):
+            # We read these responses as they pass: ask for them uncompressed.
+            out["accept-encoding"] = "identity"
+        if call.gateway_key is not None and call.key is not None:
+            upstream_key = self.config.upstream_api_key or ""
+            if call.key.header == "x-api-key":
+                out["x-api-key"] = upstream_key
+            else:
+                out["authorization"] = f"Bearer {upstream_key}"
+        return out
+
+    async def _relay(self, call: _Call, body: bytes, reply: Reply) -> None:
+        p = call.prepared
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        facts: ResponseFacts | None = None
+        status = 0
+        error: str | None = None
+        cancelled = True
+        tap: StreamTap | None = None
+        stream: AsyncIterator[bytes] | None = None
+        raw: AsyncIterator[bytes] | None = None
+        try:
+            try:
+                response = await self.upstream.send(
+                    UpstreamRequest(
+                        method=call.method,
+                        path=call.path,
+                        headers=self._outgoing_headers(call),
+                        body=body,
+                        query=call.query,
+                    ),
+                    stream=True,
+                )
+            except UpstreamError as exc:
+                timeout = isinstance(exc.__cause__, httpx.TimeoutException)
+                status = 504 if timeout else 502
+                error = str(exc)
+                facts = ResponseFacts(
+                    error_type="timeout_error" if timeout else "api_error", error_message=error
+                )
+                cancelled = False
+                log.warning("%s %s: %s", call.method, call.path, exc)
+                await self._answer_error(
+                    call,
+                    reply,
+                    status,
+                    f"the gateway's upstream {'timed out' if timeout else 'is unreachable'}: {exc}",
+                )
+                return
+            status = response.status
+            if p is not None:
+                self.pipeline.started(p)
+            assert response.stream is not None
+            raw = response.stream
+            # Start the upstream body before answering: from here on, closing `raw` (a
+            # started generator) always closes the upstream response.
+            stream = _primed(await anext(raw, None), raw)
+            headers = dict(response.headers)
+            is_sse = headers.get("content-type", "").startswith("text/event-stream")
+            if p is not None and is_sse:
+                tap = StreamTap()
+                tap.facts.request_id = headers.get("request-id")
+                await reply.start(status, headers.items())
+                async for chunk in stream:
+                    if tap.feed(chunk):
+                        self.pipeline.first_content(p)
+                    await reply.chunk(chunk)
+                await reply.end()
+                facts = tap.close()
+            elif p is not None:
+                data = b"".join([c async for c in stream])
+                facts = read_message(status, data)
+                facts.request_id = headers.get("request-id")
+                await reply.whole(status, headers, data)
+            elif call.route == "batch_results" and status < 400:
+                await self._relay_batch_results(call, status, headers, stream, reply)
+            else:
+                # Pass-through: forwarded as it arrives (a long list, a results file).
+                await reply.start(status, headers.items())
+                async for chunk in stream:
+                    await reply.chunk(chunk)
+                await reply.end()
+            cancelled = False
+            if status >= 400:
+                self._count_upstream_error(facts, status)
+        except UpstreamError as exc:
+            # The upstream broke mid-response: mirror it (the client sees a cut connection,
+            # as it would talking to the API directly) and record what we had.
+            error = str(exc)
+            cancelled = False
+            log.warning("%s %s: %s", call.method, call.path, exc)
+            if not reply.started:
+                status = 502
+                await self._answer_error(call, reply, 502, f"the gateway's upstream {exc}")
+        finally:
+            if raw is not None and not reply.complete:
+                aclose = getattr(raw, "aclose", None)
+                if aclose is not None:
+                    await asyncio.shield(aclose())
+            self.metrics.upstream_latency.labels(call.route).observe(loop.time() - started)
+            if p is not None:
+                if facts is None:
+                    facts = tap.close() if tap is not None else ResponseFacts()
+                record = self.pipeline.finish(
+                    p,
+                    status=status,
+                    facts=facts,
+                    error=error
+                    if error is not None
+                    else ("client disconnected" if cancelled else None),
+                    cancelled=cancelled,
+                )
+                if record is not None:
+                    self.metrics.observe_call(record)
+                self._charge(call, record)
+
+    def _count_upstream_error(self, facts: ResponseFacts | None, status: int) -> None:
+        kind = facts.error_type if facts is not None and facts.error_type else str(status)
+        self.metrics.errors.labels("upstream", kind).inc()
+
+    # ------------------------------------------------------------------ batches
+
+    async def _relay_batch_results(
+        self,
+        call: _Call,
+        status: int,
+        headers: Mapping[str, str],
+        stream: AsyncIterator[bytes],
+        reply: Reply,
+    ) -> None:
+        """Forward the JSONL as it streams; meter each result line at batch prices, once."""
+        batch_id = call.path.rstrip("/").split("/")[-2]
+        meter = batch_id not in self._metered_batches
+        await reply.start(status, headers.items())
+        pending = b""
+        lines: list[bytes] = []
+        async for chunk in stream:
+            await reply.chunk(chunk)
+            if meter:
+                pending += chunk
+                *done, pending = pending.split(b"\n")
+                lines.extend(d for d in done if d.strip())
+        await reply.end()
+        if pending.strip():
+            lines.append(pending)
+        if not meter:
+            return
+        run = self.runs.resolve({RUN_HEADER: f"batch {batch_id}"}, None, scope=self._scope(call))
+        for raw in lines:
+            self._meter_batch_line(call, batch_id, raw, run)
+        self._metered_batches[batch_id] = None
+        while len(self._metered_batches) > 10_000:
+            del self._metered_batches[next(iter(self._metered_batches))]
+
+    def _meter_batch_line(self, call: _Call, batch_id: str, raw: bytes, run: Any) -> None:
+        try:
+            line = orjson.loads(raw)
+            usage = usage_from_batch_result(line)
+        except (orjson.JSONDecodeError, UsageError):
+            return
+        result = line.get("result", {})
+        if usage is None and result.get("type") != "errored":
+            return  # canceled / expired: never billed, nothing was sent
+        message = result.get("message") if isinstance(result.get("message"), dict) else {}
+        custom_id = str(line.get("custom_id", ""))
+        p = self.pipeline.prepare(
+            CallContext(
+                method="POST",
+                path="/v1/messages",
+                body=b"",
+                api_key=self._upstream_key(call),
+                mode="batch",
+            ),
+            run=run,
+        )
+        # One row per batch result, however often the results are fetched.
+        p.call_id = f"call_{batch_id}_{custom_id}"
+        p.model_requested = message.get("model")
+        p.decisions = {"batch": {"batch_id": batch_id, "custom_id": custom_id}}
+        if call.gateway_key is not None and call.key is not None:
+            p.api_key_fingerprint = fingerprint(call.key.value)
+        if usage is None:
+            err = result.get("error", {}).get("error", {})
+            facts = ResponseFacts(
+                error_type=str(err.get("type", "errored")), error_message=err.get("message")
+            )
+            self.pipeline.finish(p, status=200, facts=facts)
+            return
+        facts = ResponseFacts(
+            usage=usage,
+            message_id=message.get("id"),
+            model=message.get("model"),
+            stop_reason=message.get("stop_reason"),
+            complete=True,
+        )
+        record = self.pipeline.finish(p, status=200, facts=facts)
+        if record is not None:
+            self.metrics.observe_call(record)
+        self._charge(call, record)
+
+    # ------------------------------------------------------------------ gateway's own answers
+
+    async def _refuse(
+        self,
+        call: _Call,
+        reply: Reply,
+        status: int,
+        message: str,
+        *,
+        error_type: str | None = None,
+    ) -> None:
+        """Answer with an API error of our own; a Messages call is still recorded with it."""
+        if call.route == "messages":
+            run = self.runs.resolve(call.headers, None, scope=self._scope(call))
+            p = self.pipeline.prepare(
+                CallContext(
+                    method=call.method,
+                    path=call.path,
+                    body=b"",
+                    api_key=self._upstream_key(call),
+                    optimize=False,
+                ),
+                run=run,
+            )
+            self.pipeline.finish(
+                p,
+                status=status,
+                facts=ResponseFacts(
+                    error_type=error_type or error_body(status, "")["error"]["type"],
+                    error_message=message,
+                ),
+            )
+        await self._answer_error(call, reply, status, message, error_type=error_type)
+
+    async def _answer_error(
+        self,
+        call: _Call,
+        reply: Reply,
+        status: int,
+        message: str,
+        *,
+        error_type: str | None = None,
+    ) -> None:
+        envelope = error_body(
+            status,
+            message,
+            request_id=f"req_tokenomy_{secrets.token_hex(8)}",
+            error_type=error_type,
+        )
+        self.metrics.errors.labels("gateway", envelope["error"]["type"]).inc()
+        await reply.json(status, envelope, headers=dict([_ORIGIN]))
+
+    def health(self) -> dict[str, Any]:
+        sink = self.pipeline.sink
+        stats = getattr(sink, "stats", None)
+        ledger: dict[str, Any] | None = None
+        if callable(stats):
+            s = stats()
+            ledger = {
+                "queued": s.queued,
+                "written": s.written,
+                "dropped": s.dropped,
+                "last_error": s.last_error,
+            }
+        return {
+            "status": "ok",
+            "mode": self.config.mode,
+            "upstream": self._upstream_label,
+            "runs": len(self.runs),
+            "in_flight": self._in_flight,
+            "ledger": ledger,
+        }
