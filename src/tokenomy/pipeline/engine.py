@@ -462,7 +462,7 @@ class Pipeline:
         if facts.diagnostics is not None:
             decisions["server_diagnostics"] = facts.diagnostics
         if state is not None and run is not None:
-            self._update_run(run, p, usage, price, diagnosis, facts)
+            self._update_run(run, p, usage=usage, price=price, diagnosis=diagnosis, facts=facts)
         latency_ms = (ended_s - p.started_s) * 1000.0
         ttft_ms = (
             (p.first_content_s - p.started_s) * 1000.0 if p.first_content_s is not None else None
@@ -526,6 +526,7 @@ class Pipeline:
         self,
         run: Run,
         p: Prepared,
+        *,
         usage: Any,
         price: CostBreakdown | Unpriced | None,
         diagnosis: Diagnosis | None,
