@@ -14,105 +14,39 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
-from tokenomy.core.anatomy import Anatomy, anatomy, apportion, segment_costs
-from tokenomy.core.cache_model import BreakpointPos, CacheModel, Observation, Prediction, Ttl
+from tokenomy.core.anatomy import anatomy
+from tokenomy.core.cache_model import BreakpointPos, CacheModel, Ttl
 from tokenomy.core.cache_plan import (
     CachePlan,
     PlanHistory,
-    PlannerConfig,
     caller_breakpoints,
     is_cacheable,
     plan_cache,
 )
 from tokenomy.core.canonical import Chain, chain
-from tokenomy.core.doctor import Diagnosis, PreviousCall, diagnose
 from tokenomy.core.keys import fingerprint
-from tokenomy.core.pricing import CostBreakdown, Unpriced, cost, rates
-from tokenomy.core.records import CallRecord, CallStatus, RunSource
+from tokenomy.core.records import CallRecord, RunSource
 from tokenomy.core.stabilize import (
     VolatileFinding,
     find_volatile,
     move_volatile_system_blocks,
     pin_key_orders,
 )
-from tokenomy.data.table import ModelInfo, ModelTable
+from tokenomy.data.table import ModelTable
+from tokenomy.pipeline.calls import CallContext, Kind, PipelineConfig, Prepared
+from tokenomy.pipeline.meter import meter_call
 from tokenomy.pipeline.runs import Run
 from tokenomy.pipeline.tap import ResponseFacts
 from tokenomy.ports import Clock, UsageSink
 
 __all__ = ["CallContext", "Pipeline", "PipelineConfig", "Prepared"]
 
-Kind = Literal["messages", "count_tokens", "other"]
 _DEFAULT_MIN_CACHEABLE = 1024
 CACHE_DIAGNOSIS_BETA = "cache-diagnosis-2026-04-07"
-
-
-@dataclass(frozen=True, slots=True)
-class PipelineConfig:
-    """What the pipeline does to requests. ``optimize=False`` meters and diagnoses only."""
-
-    optimize: bool = True
-    planner: PlannerConfig = field(default_factory=PlannerConfig)
-    pin_key_order: bool = True
-    move_volatile_system: bool = False
-    source: RunSource = "library"
-    # Ask the server why a cache missed (beta cache-diagnosis-2026-04-07, Claude API only):
-    # sends the previous response's id and records the server's answer beside the doctor's.
-    cache_diagnostics: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class CallContext:
-    """An outgoing HTTP request as a transport sees it."""
-
-    method: str
-    path: str
-    body: bytes
-    api_key: str | None = None
-    mode: Literal["interactive", "batch"] = "interactive"
-    # None: the pipeline's own setting.
-    optimize: bool | None = None
-
-
-@dataclass(slots=True)
-class Prepared:
-    """A call on its way: what to send, and what the meter will need when it comes back."""
-
-    call_id: str
-    kind: Kind
-    body: bytes
-    run: Run | None
-    scope: str
-    stream: bool
-    model_requested: str | None
-    started_at: datetime
-    started_s: float
-    api_key_fingerprint: str | None
-    mode: Literal["interactive", "batch"] = "interactive"
-    optimize: bool = True
-    request: Mapping[str, Any] | None = None
-    model: ModelInfo | None = None
-    chain: Chain | None = None
-    anatomy: Anatomy | None = None
-    plan: CachePlan | None = None
-    prediction: Prediction | None = None
-    volatile: tuple[VolatileFinding, ...] = ()
-    decisions: dict[str, Any] = field(default_factory=dict)
-    # beta flags the transport must add to the anthropic-beta header
-    add_betas: tuple[str, ...] = ()
-    response_started_s: float | None = None
-    first_content_s: float | None = None
-    finished: bool = False
-
-    @property
-    def metered(self) -> bool:
-        return self.kind == "messages"
 
 
 class Pipeline:
@@ -394,212 +328,20 @@ class Pipeline:
         p.finished = True
         ended_s = self.clock.monotonic_s()
         with self._lock:
-            record = self._meter(
-                p, status=status, facts=facts, error=error, cancelled=cancelled, ended_s=ended_s
+            record = meter_call(
+                p,
+                table=self.table,
+                cache=self.cache_model(p.scope),
+                now=self.clock.now(),
+                status=status,
+                facts=facts,
+                error=error,
+                cancelled=cancelled,
+                ended_s=ended_s,
             )
         if self.sink is not None:
             self.sink.record_call(record)
         return record
-
-    def _meter(
-        self,
-        p: Prepared,
-        *,
-        status: int,
-        facts: ResponseFacts,
-        error: str | None,
-        cancelled: bool,
-        ended_s: float,
-    ) -> CallRecord:
-        run = p.run
-        state = run.state if run else None
-        usage = facts.usage
-        cache = self.cache_model(p.scope)
-        model_used = facts.model or p.model_requested
-        call_status: CallStatus = (
-            "cancelled"
-            if cancelled
-            else "ok"
-            if status < 400 and usage is not None and not facts.error_type
-            else "error"
-        )
-        price: CostBreakdown | Unpriced | None = None
-        segments = seg_costs = None
-        diagnosis: Diagnosis | None = None
-        decisions = p.decisions
-        if usage is not None:
-            request_geo = p.request.get("inference_geo") if p.request else None
-            price = cost(
-                usage,
-                model_used or "?",
-                table=self.table,
-                inference_geo=request_geo if isinstance(request_geo, str) else None,
-            )
-            billable = usage.billable()
-            if p.anatomy is not None:
-                segments = apportion(
-                    p.anatomy.estimated,
-                    billable.total_input_tokens,
-                    output_tokens=billable.output_tokens,
-                )
-                info = self.table.find(model_used or "")
-                if info is not None:
-                    r = rates(
-                        info,
-                        table=self.table,
-                        total_input_tokens=billable.total_input_tokens,
-                        batch=usage.is_batch,
-                        fast=usage.speed == "fast",
-                        geo_us=(usage.inference_geo or request_geo or "") == "us",
-                    )
-                    if not isinstance(r, Unpriced):
-                        seg_costs = segment_costs(segments, usage, r)
-                        diagnosis = self._diagnose(p, usage, r)
-        elif p.prediction is not None:
-            cache.abort(p.call_id)
-        if diagnosis is not None:
-            decisions["doctor"] = diagnosis.to_json()
-        if facts.diagnostics is not None:
-            decisions["server_diagnostics"] = facts.diagnostics
-        if state is not None and run is not None:
-            self._update_run(run, p, usage=usage, price=price, diagnosis=diagnosis, facts=facts)
-        latency_ms = (ended_s - p.started_s) * 1000.0
-        ttft_ms = (
-            (p.first_content_s - p.started_s) * 1000.0 if p.first_content_s is not None else None
-        )
-        return CallRecord(
-            call_id=p.call_id,
-            run_id=run.run_id if run else "",
-            seq=state.calls if state else 0,
-            started_at=p.started_at,
-            model_requested=p.model_requested or "?",
-            model_used=model_used,
-            mode=p.mode,
-            status=call_status,
-            stream=p.stream,
-            usage=usage,
-            cost=price,
-            segments=segments,
-            segment_costs=seg_costs,
-            ended_at=self.clock.now(),
-            latency_ms=latency_ms,
-            ttft_ms=ttft_ms,
-            http_status=status,
-            error_type=facts.error_type or (None if not error else "transport_error"),
-            error_message=facts.error_message or error,
-            request_id=facts.request_id,
-            message_id=facts.message_id,
-            stop_reason=facts.stop_reason,
-            prefix_hash=p.chain.head_hex if p.chain else None,
-            breakpoints=tuple(b.describe() for b in p.plan.breakpoints) if p.plan else (),
-            decisions=decisions,
-            api_key_fingerprint=p.api_key_fingerprint,
-        )
-
-    def _diagnose(self, p: Prepared, usage: Any, r: Any) -> Diagnosis | None:
-        if (
-            p.prediction is None
-            or p.anatomy is None
-            or p.chain is None
-            or p.plan is None
-            or p.request is None
-        ):
-            return None
-        cache = self.cache_model(p.scope)
-        observation: Observation = cache.observe(p.prediction, p.anatomy, usage, call_id=p.call_id)
-        previous = p.run.state.previous if p.run else None
-        return diagnose(
-            chain=p.chain,
-            request=p.request,
-            model=p.prediction.model,
-            prediction=p.prediction,
-            observation=observation,
-            plan=p.plan,
-            usage=usage,
-            rates=r,
-            previous=previous,
-            volatile=p.volatile,
-            min_cacheable_tokens=p.model.min_cacheable_tokens if p.model else 0,
-        )
-
-    def _update_run(
-        self,
-        run: Run,
-        p: Prepared,
-        *,
-        usage: Any,
-        price: CostBreakdown | Unpriced | None,
-        diagnosis: Diagnosis | None,
-        facts: ResponseFacts,
-    ) -> None:
-        s = run.state
-        s.calls += 1
-        if facts.message_id:
-            s.previous_message_id = facts.message_id
-        if usage is None:
-            s.errors += 1
-            return
-        billable = usage.billable()
-        s.input_tokens += billable.total_input_tokens
-        s.cache_read_tokens += billable.cache_read_tokens
-        s.output_tokens += billable.output_tokens
-        if isinstance(price, CostBreakdown):
-            s.cost_usd += price.total_usd
-        else:
-            s.unpriced_calls += 1
-        if diagnosis is not None:
-            s.lost_usd += diagnosis.lost_usd
-            if diagnosis.agree is not None:
-                s.predictions_checked += 1
-                s.predictions_agree += int(diagnosis.agree)
-        if p.chain is None or p.anatomy is None or p.plan is None or p.request is None:
-            return
-        prev = s.previous
-        if prev is not None:
-            gap = p.started_s - prev.started_s
-            s.gaps_s.append(gap)
-            del s.gaps_s[:-8]
-            extends = p.chain.first_divergence(prev.chain) >= _messages_start(prev.chain)
-            s.independent_streak = 0 if extends else s.independent_streak + 1
-        model_key = p.prediction.model if p.prediction else (p.model_requested or "?")
-        cache = self.cache_model(p.scope)
-        positions = cache.positions(model_key, p.anatomy)
-        s.previous = PreviousCall(
-            chain=p.chain,
-            request=p.request,
-            model=model_key,
-            breakpoints=p.plan.breakpoints,
-            positions=positions,
-            started_s=p.started_s,
-        )
-        for link, n in zip(p.chain.links, p.anatomy.block_tokens, strict=True):
-            s.block_hashes.setdefault(link.block_hash, n)
-        if isinstance(price, CostBreakdown) and p.model is not None:
-            r = rates(
-                p.model,
-                table=self.table,
-                total_input_tokens=billable.total_input_tokens,
-                batch=usage.is_batch,
-                fast=usage.speed == "fast",
-            )
-            if not isinstance(r, Unpriced):
-                s.ideal.add_call(
-                    model=model_key,
-                    prefix_hashes=[link.prefix_hash for link in p.chain.links],
-                    positions=positions,
-                    total_input_tokens=billable.total_input_tokens,
-                    rates=r,
-                    min_cacheable_tokens=p.model.min_cacheable_tokens,
-                    now_s=p.started_s,
-                    other_usd=price.output_usd + price.server_tools_usd,
-                )
-
-
-def _messages_start(ch: Chain) -> int:
-    for i, link in enumerate(ch.links):
-        if link.ref.segment == "messages":
-            return i + 1  # extending means at least the first message is shared
-    return len(ch.links)
 
 
 def _automatic_position(ch: Chain, marker: Any) -> BreakpointPos | None:
