@@ -139,9 +139,14 @@ class Served:
 def serve_gateway() -> Iterator[Callable[..., Served]]:
     made: list[Served] = []
 
-    def serve(*, emulator_config: EmulatorConfig | None = None, **kwargs: Any) -> Served:
+    def serve(
+        *,
+        emulator_config: EmulatorConfig | None = None,
+        wrap: Callable[[Any], Any] | None = None,
+        **kwargs: Any,
+    ) -> Served:
         app = create_app(emulator_config or EmulatorConfig())
-        emu = EmulatorServer(app).start()
+        emu = EmulatorServer(wrap(app) if wrap is not None else app).start()
         h = build_harness(emulator_app=app, upstream_url=emu.base_url, **kwargs)
         # EmulatorServer serves any ASGI app; its lifespan shutdown closes the gateway.
         gws = EmulatorServer(h.gateway).start()  # type: ignore[arg-type]

@@ -520,6 +520,10 @@ class Gateway:
             error = str(exc)
             cancelled = False
             log.warning("%s %s: %s", call.method, call.path, exc)
+            if tap is not None:
+                facts = tap.close()
+                facts.error_type = facts.error_type or "upstream_connection_error"
+                facts.error_message = facts.error_message or error
             if not reply.started:
                 status = 502
                 await self._answer_error(call, reply, 502, f"the gateway's upstream {exc}")
