@@ -243,3 +243,21 @@ def _calls(ledger: Ledger) -> list[R.CallRecord]:
     from tokenomy.ledger.queries import run_calls
 
     return list(run_calls(ledger, "run-1"))
+
+
+def test_async_callers_record_from_the_event_loop(ledger: Ledger) -> None:
+    import asyncio
+
+    w = ledger.writer()
+
+    async def agent(n: int) -> None:
+        for i in range(50):
+            w.record_call(R.call(f"a{n}-{i}", f"async-{n}", i))  # never awaits I/O
+            await asyncio.sleep(0)
+
+    async def main() -> None:
+        await asyncio.gather(*(agent(n) for n in range(10)))
+        await asyncio.to_thread(w.flush)  # flush waits: keep it off the loop
+
+    asyncio.run(main())
+    assert ledger.count("calls") == 500
