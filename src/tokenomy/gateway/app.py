@@ -196,13 +196,17 @@ class Gateway:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    async def drain(self) -> None:
+        """Wait for background work (budget updates) started so far."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
     async def aclose(self) -> None:
         """Finish background work, end open runs, close the upstream and the ledger sink."""
         if self._closed:
             return
         self._closed = True
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.drain()
         self.runs.close()
         await self.upstream.aclose()
         if self.budgets is not None:
