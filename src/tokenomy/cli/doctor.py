@@ -9,14 +9,12 @@ from typing import Annotated, Any
 import orjson
 import typer
 
-from tokenomy.analysis.doctor import doctor_report
 from tokenomy.cli import _render
 from tokenomy.cli._app import app
 from tokenomy.config import load_settings
 from tokenomy.core.lint import lint_requests
 from tokenomy.data import load_table
 from tokenomy.errors import InputError
-from tokenomy.wiring import open_ledger
 
 
 @app.command("doctor")
@@ -27,6 +25,9 @@ def doctor(
     json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Why calls missed the cache: the first divergence, its cause and the dollars lost."""
+    from tokenomy.analysis.doctor import doctor_report  # imported here: the CLI starts fast
+    from tokenomy.wiring import open_ledger
+
     with open_ledger(load_settings()) as ledger:
         report = doctor_report(ledger, run_id=run)
     if json:

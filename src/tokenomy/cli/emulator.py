@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tokenomy.cli import _render
 from tokenomy.cli._app import app
-from tokenomy.emulator import (
-    BatchLimits,
-    BatchTiming,
-    EmulatorConfig,
-    LatencyMode,
-    LatencyModel,
-    load_fault_plan,
-    serve,
-)
 from tokenomy.errors import InputError
+
+if TYPE_CHECKING:
+    from tokenomy.emulator import LatencyMode
 
 _LATENCY: dict[str, LatencyMode] = {
     "off": "off",
@@ -59,9 +53,18 @@ def emulator(
     ] = None,
     batch_max_bytes: Annotated[
         int, typer.Option(help="Largest batch-create body (the API's limit: 256 MiB).")
-    ] = BatchLimits().max_body_bytes,
+    ] = 256 * 1024 * 1024,  # the API's batch limit (BatchLimits().max_body_bytes)
 ) -> None:
     """Serve an offline Anthropic API: caching, billing, batches, faults (no API key needed)."""
+    from tokenomy.emulator import (  # imported here: the CLI starts fast
+        BatchLimits,
+        BatchTiming,
+        EmulatorConfig,
+        LatencyModel,
+        load_fault_plan,
+        serve,
+    )
+
     mode = _LATENCY.get(latency)
     if mode is None:
         raise InputError(f"--latency must be off, on, virtual or real; got {latency!r}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
 import typer
@@ -12,11 +12,13 @@ from tokenomy.cli import _render
 from tokenomy.cli._app import app
 from tokenomy.config import load_settings
 from tokenomy.errors import LedgerError
-from tokenomy.ports import UsageSink
-from tokenomy.wiring import open_ledger
-from tokenomy.workloads import find_workload, reference_workloads
-from tokenomy.workloads.demo import DemoRow, run_all, saving
-from tokenomy.workloads.runner import CONFIGS, Config, WorkloadResult, run_workload
+
+if TYPE_CHECKING:  # the workloads pull in the SDK and the emulator: import them when used
+    from tokenomy.ports import UsageSink
+    from tokenomy.workloads.demo import DemoRow
+    from tokenomy.workloads.runner import Config, WorkloadResult
+
+CONFIGS: tuple[Config, ...] = ("naive", "cache", "full")
 
 workload_app = typer.Typer(
     help="Reference agent workloads, played out on the emulator.", no_args_is_help=True
@@ -30,6 +32,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a t
 @workload_app.command("list")
 def list_cmd(json: JsonOpt = False) -> None:
     """The reference workloads."""
+    from tokenomy.workloads import reference_workloads
+
     ws = reference_workloads()
     if json:
         _render.json_out([{"name": w.name, "title": w.title, "model": w.model} for w in ws])
@@ -38,6 +42,8 @@ def list_cmd(json: JsonOpt = False) -> None:
 
 
 def _result_json(r: WorkloadResult, naive_usd: Decimal | None = None) -> dict[str, Any]:
+    from tokenomy.workloads.demo import saving
+
     return {
         "workload": r.workload,
         "config": r.config,
@@ -59,6 +65,8 @@ def _result_json(r: WorkloadResult, naive_usd: Decimal | None = None) -> dict[st
 
 def _sink() -> UsageSink | None:
     """The user's ledger, so that `tokenomy report` shows the runs; None if it cannot open."""
+    from tokenomy.wiring import open_ledger
+
     try:
         return open_ledger(load_settings()).writer()
     except LedgerError as exc:
@@ -76,12 +84,17 @@ def run_cmd(
     ] = False,
 ) -> None:
     """Play one workload through the pipeline against an in-process emulator."""
+    from tokenomy.workloads import find_workload
+    from tokenomy.workloads.demo import DemoRow
+    from tokenomy.workloads.runner import run_workload
+
     w = find_workload(workload)
-    if config not in CONFIGS:
+    chosen = next((c for c in CONFIGS if c == config), None)
+    if chosen is None:
         raise typer.BadParameter(f"{config!r}: choose naive, cache or full", param_hint="--config")
     sink = _sink()
     try:
-        r = anyio.run(lambda: run_workload(w, config=config, sink=sink, latency=not no_latency))
+        r = anyio.run(lambda: run_workload(w, config=chosen, sink=sink, latency=not no_latency))
     finally:
         if sink is not None:
             sink.close()
@@ -158,6 +171,9 @@ def demo(
     ] = None,
 ) -> None:
     """Every reference workload in every configuration, on the built-in emulator (no API key)."""
+    from tokenomy.workloads import find_workload
+    from tokenomy.workloads.demo import run_all, saving
+
     configs: list[Config] = [c for c in CONFIGS if not config or c in config]
     ws = [find_workload(n) for n in workload] if workload else None
     sink = _sink()
