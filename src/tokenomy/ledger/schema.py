@@ -41,6 +41,9 @@ __all__ = [
     "MONEY_COLUMNS",
     "USAGE_COLUMNS",
     "UTCDateTime",
+    "batch_chunks",
+    "batch_jobs",
+    "batch_requests",
     "calls",
     "events",
     "meta",
@@ -50,7 +53,7 @@ __all__ = [
 
 # The newest migration this version knows. A database stamped with anything else that this
 # version's migrations do not know was written by a newer tokenomy.
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 
 # Stable constraint names so that later migrations can refer to them on every backend.
 metadata = MetaData(
@@ -237,4 +240,89 @@ meta = Table(
     metadata,
     Column("key", String(200), primary_key=True),
     Column("value", Text, nullable=False),
+)
+
+
+# -- batch jobs (tokenomy.batch; migration 0002, docs/design/batches.md) ----------------------
+# A job's money is a handful of per-chunk sums: kept as exact decimal strings (``*_usd``). The
+# per-call rows of a job go to `calls` like every other call.
+
+batch_jobs = Table(
+    "batch_jobs",
+    metadata,
+    Column("job_id", String(40), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime, nullable=True),
+    Column("source_path", Text, nullable=False),
+    Column("source_owned", Boolean, nullable=False),
+    Column("source_size", BigInteger, nullable=False),
+    Column("source_mtime_ns", BigInteger, nullable=False),
+    Column("template", JSON, nullable=True),
+    Column("options", JSON, nullable=False),
+    Column("n_requests", Integer, nullable=False),
+    Column("n_skipped", Integer, nullable=False),
+    Column("skipped", JSON, nullable=False),
+    Column("api_key_fingerprint", String(64), nullable=True),
+    Column("upstream", Text, nullable=False),
+    Column("run_id", String(200), nullable=False),
+    Column("results_dir", Text, nullable=False),
+    Column("horizon", JSON, nullable=True),
+    Column("warmup", JSON, nullable=True),
+    Column("lease_owner", String(200), nullable=True),
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("error", Text, nullable=True),
+    Index(None, "created_at"),
+)
+
+batch_requests = Table(
+    "batch_requests",
+    metadata,
+    Column("job_id", String(40), ForeignKey("batch_jobs.job_id"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("custom_id", String(64), nullable=False),
+    Column("line", Integer, nullable=False),
+    Column("byte_offset", BigInteger, nullable=False),
+    Column("byte_length", Integer, nullable=False),
+    Column("body_bytes", Integer, nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("shared_end", Integer, nullable=False),
+    Column("est_tools", Integer, nullable=False),
+    Column("est_system", Integer, nullable=False),
+    Column("est_history", Integer, nullable=False),
+    Column("est_new", Integer, nullable=False),
+    Column("prefix_hash", String(80), nullable=True),
+    Column("breakpoints", Text, nullable=False),
+    Column("state", String(12), nullable=False),
+    Column("chunk_no", Integer, nullable=True),
+    Column("attempts", Integer, nullable=False),
+    Column("reasons", JSON, nullable=True),
+    Index(None, "job_id", "state"),
+    Index(None, "job_id", "chunk_no"),
+)
+
+batch_chunks = Table(
+    "batch_chunks",
+    metadata,
+    Column("job_id", String(40), ForeignKey("batch_jobs.job_id"), primary_key=True),
+    Column("chunk_no", Integer, primary_key=True),
+    Column("kind", String(12), nullable=False),
+    Column("state", String(12), nullable=False),
+    Column("batch_id", String(100), nullable=True),
+    Column("n_requests", Integer, nullable=False),
+    Column("body_bytes", BigInteger, nullable=False),
+    Column("planned_at", UTCDateTime, nullable=False),
+    Column("creating_at", UTCDateTime, nullable=True),
+    Column("submitted_at", UTCDateTime, nullable=True),
+    Column("ended_at", UTCDateTime, nullable=True),
+    Column("collected_at", UTCDateTime, nullable=True),
+    Column("horizon", JSON, nullable=True),
+    Column("batch", JSON, nullable=True),
+    Column("outcome", JSON, nullable=True),
+    Column("cost_usd", String(64), nullable=True),
+    Column("interactive_usd", String(64), nullable=True),
+    Column("note", Text, nullable=True),
+    Index(None, "batch_id", unique=True),
 )
