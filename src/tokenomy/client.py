@@ -284,7 +284,22 @@ def _binding(
     return _Binding(pipeline or default_pipeline(), optimize=optimize, run=run, run_name=run_name)
 
 
-class Anthropic(anthropic.Anthropic):
+class _Tokenomy:
+    """What both clients add to the SDK's: the pipeline they send through, and their run."""
+
+    _tokenomy: _Binding
+
+    @property
+    def tokenomy_pipeline(self) -> Pipeline:
+        return self._tokenomy.pipeline
+
+    @property
+    def tokenomy_run(self) -> Run:
+        """The run this client's calls go to outside a ``tokenomy.run`` block."""
+        return self._tokenomy.run()
+
+
+class Anthropic(_Tokenomy, anthropic.Anthropic):
     """``anthropic.Anthropic`` with tokenomy's pipeline underneath.
 
     Extra keyword arguments: ``optimize`` (False: meter and diagnose only, change nothing),
@@ -312,16 +327,8 @@ class Anthropic(anthropic.Anthropic):
         self._tokenomy = binding
         super().__init__(*args, http_client=http_client, **kwargs)
 
-    @property
-    def tokenomy_pipeline(self) -> Pipeline:
-        return self._tokenomy.pipeline
 
-    @property
-    def tokenomy_run(self) -> Run:
-        return self._tokenomy.run()
-
-
-class AsyncAnthropic(anthropic.AsyncAnthropic):
+class AsyncAnthropic(_Tokenomy, anthropic.AsyncAnthropic):
     """``anthropic.AsyncAnthropic`` with tokenomy's pipeline underneath (see :class:`Anthropic`)."""
 
     def __init__(
@@ -343,11 +350,3 @@ class AsyncAnthropic(anthropic.AsyncAnthropic):
             http_client._transport = AsyncPipelineTransport(http_client._transport, binding)
         self._tokenomy = binding
         super().__init__(*args, http_client=http_client, **kwargs)
-
-    @property
-    def tokenomy_pipeline(self) -> Pipeline:
-        return self._tokenomy.pipeline
-
-    @property
-    def tokenomy_run(self) -> Run:
-        return self._tokenomy.run()
