@@ -11,7 +11,6 @@ from tokenomy.cli import _render
 from tokenomy.cli._app import app
 from tokenomy.config import load_settings
 from tokenomy.errors import InputError
-from tokenomy.gateway import build_gateway, serve
 
 
 @app.command("gateway")
@@ -50,6 +49,8 @@ def gateway(
     ] = 600.0,
 ) -> None:
     """Serve an Anthropic-compatible gateway: point any client at it with ANTHROPIC_BASE_URL."""
+    from tokenomy.gateway import build_gateway, serve  # heavy: only when serving
+
     if mode is not None and mode not in ("optimize", "observe"):
         raise InputError(f"--mode must be optimize or observe; got {mode!r}")
     settings = load_settings(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -11,14 +12,26 @@ from tokenomy.cli import _render
 from tokenomy.cli._app import app
 from tokenomy.config import load_settings
 from tokenomy.errors import InputError
-from tokenomy.gateway import GatewayKey, open_key_store
-from tokenomy.gateway.budgets import now_utc
+
+if TYPE_CHECKING:
+    from tokenomy.gateway.auth import GatewayKey
+    from tokenomy.gateway.budgets import KeyStore
 
 keys_app = typer.Typer(
     help="Gateway keys: give each person or agent a tk-… key with its own budget.",
     no_args_is_help=True,
 )
 app.add_typer(keys_app, name="keys")
+
+
+def _store() -> KeyStore:
+    from tokenomy.gateway import open_key_store  # heavy (SQLAlchemy): only when used
+
+    return open_key_store(load_settings())
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _usd(value: str | None) -> Decimal | None:
@@ -54,8 +67,8 @@ def create(
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Create a gateway key. The key is printed once and stored only as a hash."""
-    store = open_key_store(load_settings())
-    key, secret = store.create(name, budget_usd=_usd(budget_usd), now=now_utc())
+    store = _store()
+    key, secret = store.create(name, budget_usd=_usd(budget_usd), now=_now())
     if json:
         _render.json_out({**_row(key), "key": secret})
         return
@@ -70,7 +83,7 @@ def create(
 @keys_app.command("list")
 def list_keys(json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List gateway keys with their budget and spend."""
-    keys = open_key_store(load_settings()).list()
+    keys = _store().list()
     if json:
         _render.json_out([_row(k) for k in keys])
         return
@@ -95,7 +108,7 @@ def list_keys(json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
 @keys_app.command("revoke")
 def revoke(key_id: Annotated[str, typer.Argument(help="The key id (tkid_…).")]) -> None:
     """Revoke a key: gateways refuse it within seconds."""
-    key = open_key_store(load_settings()).revoke(key_id, now=now_utc())
+    key = _store().revoke(key_id, now=_now())
     _render.line(f"revoked {key.key_id} ({key.name})")
 
 
@@ -106,6 +119,6 @@ def budget(
     usd: Annotated[str, typer.Option(help="New budget in USD, or 'none'.")],
 ) -> None:
     """Set or clear a key's budget."""
-    key = open_key_store(load_settings()).set_budget(key_id, _usd(usd))
+    key = _store().set_budget(key_id, _usd(usd))
     shown = "no budget" if key.budget_usd is None else _render.usd(key.budget_usd, places=2)
     _render.line(f"{key.key_id} ({key.name}): {shown}, spent {_render.usd(key.spent_usd)}")

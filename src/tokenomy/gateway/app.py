@@ -173,6 +173,9 @@ class Gateway:
         self._metered_batches: dict[str, None] = {}
         self._in_flight_max = Decimal(0)
         self._in_flight = 0
+        self._requests = 0
+        # cache scopes (upstream key fingerprints) seen, for the periodic purge
+        self._scopes: dict[str, None] = {}
         self._closed = False
 
     # ------------------------------------------------------------------ ASGI
@@ -291,6 +294,7 @@ class Gateway:
         ):
             return
         if call.route == "messages":
+            self._maintain()
             run = self.runs.resolve(call.headers, request, scope=self._scope(call))
             p = self.pipeline.prepare(
                 CallContext(
@@ -309,7 +313,21 @@ class Gateway:
             self.metrics.cancelled.inc()
 
     def _scope(self, call: _Call) -> str:
-        return fingerprint(self._upstream_key(call)) or "anonymous"
+        scope = fingerprint(self._upstream_key(call)) or "anonymous"
+        if scope not in self._scopes:
+            self._scopes[scope] = None
+            while len(self._scopes) > 10_000:
+                del self._scopes[next(iter(self._scopes))]
+        return scope
+
+    def _maintain(self) -> None:
+        """Every so often: drop expired entries from the predicted caches (flat memory)."""
+        self._requests += 1
+        if self._requests % 500:
+            return
+        now_s = self.pipeline.clock.monotonic_s()
+        for scope in list(self._scopes):
+            self.pipeline.cache_model(scope).purge(now_s)
 
     def _upstream_key(self, call: _Call) -> str | None:
         if call.gateway_key is not None:
