@@ -128,6 +128,8 @@ class CacheModel:
     exact_tokens: dict[tuple[str, bytes], int] = field(default_factory=dict)
     # actual / estimated total input, per model, from the last call: scales estimates.
     ratio: dict[str, float] = field(default_factory=dict)
+    # entries a call registered before its response began, by call id
+    pending: dict[str, list[tuple[str, bytes]]] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ positions
 
@@ -258,19 +260,21 @@ class CacheModel:
                 readable=False,
                 writer_call=call_id,
             )
+            self.pending.setdefault(call_id, []).append(key)
 
     def started(self, call_id: str) -> None:
         """The response of ``call_id`` began: its writes are readable from now on."""
-        for e in self.entries.values():
-            if e.writer_call == call_id:
+        for key in self.pending.pop(call_id, ()):
+            e = self.entries.get(key)
+            if e is not None and e.writer_call == call_id:
                 e.readable = True
 
     def abort(self, call_id: str) -> None:
         """The request failed before its response began: it wrote nothing."""
-        for key in [
-            k for k, e in self.entries.items() if e.writer_call == call_id and not e.readable
-        ]:
-            del self.entries[key]
+        for key in self.pending.pop(call_id, ()):
+            e = self.entries.get(key)
+            if e is not None and e.writer_call == call_id and not e.readable:
+                del self.entries[key]
 
     def observe(
         self, p: Prediction, anatomy: Anatomy, usage: Usage, *, call_id: str

@@ -19,7 +19,7 @@ Canonical form (``v1``), written down so that it can be re-implemented:
   the start of their level: ``speed`` and citation toggles before the system blocks; tool_choice,
   thinking, effort and "has images" before the messages.
 
-``prefix_hash(h_prev, block) = blake2b(h_prev || canonical(block))`` (with ``|role|<role>|``
+``prefix_hash(h_prev, block) = sha256(h_prev || canonical(block))[:16]`` (with ``|role|<role>|``
 before the first block of each message and the level settings folded in between segments),
 16-byte digests, rendered ``"v1:" + hex``.
 """
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from hashlib import blake2b
+from hashlib import sha256
 from typing import Any, Literal, NamedTuple
 
 import orjson
@@ -46,7 +46,7 @@ __all__ = [
 VERSION = "v1"
 Segment = Literal["tools", "system", "messages"]
 _DIGEST = 16
-_SEED = blake2b(b"tokenomy-prefix-" + VERSION.encode(), digest_size=_DIGEST).digest()
+_SEED = sha256(b"tokenomy-prefix-" + VERSION.encode()).digest()[:_DIGEST]
 
 
 class BlockRef(NamedTuple):
@@ -88,6 +88,9 @@ class Chain:
     """The hash chain of one request, one link per block in prompt order."""
 
     links: tuple[ChainLink, ...]
+    # the level settings folded in before the system blocks and before the messages
+    sys_level: bytes = b""
+    msg_level: bytes = b""
 
     def __len__(self) -> int:
         return len(self.links)
@@ -104,12 +107,20 @@ class Chain:
         return self.links[-1].prefix_hex if self.links else None
 
     def first_divergence(self, other: Chain) -> int:
-        """Index of the first position whose prefix differs; ``len`` of the shorter if none."""
-        n = min(len(self.links), len(other.links))
-        for i in range(n):
-            if self.links[i].prefix_hash != other.links[i].prefix_hash:
-                return i
-        return n
+        """Index of the first position whose prefix differs; ``len`` of the shorter if none.
+
+        Prefix hashes are chained, so equal hashes at ``i`` mean equal prefixes through ``i``:
+        a binary search finds the divergence in O(log n).
+        """
+        a, b = self.links, other.links
+        lo, hi = 0, min(len(a), len(b))  # a[:lo] == b[:lo]; the answer is in [lo, hi]
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if a[mid].prefix_hash == b[mid].prefix_hash:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
 
 
 def _strip_cache_control(value: Any) -> Any:
@@ -171,29 +182,58 @@ def level_params(request: Mapping[str, Any]) -> tuple[bytes, bytes]:
     return orjson.dumps(sys_level), orjson.dumps(msg_level)
 
 
-def chain(request: Mapping[str, Any]) -> Chain:
-    """The prefix hash chain of ``request`` (see the module docstring for the canonical form)."""
+class _Builder:
+    """Appends links, reusing the previous request's links while the prefix is unchanged."""
+
+    __slots__ = ("links", "old", "prev", "reuse")
+
+    def __init__(self, previous: Chain | None) -> None:
+        self.links: list[ChainLink] = []
+        self.old = previous.links if previous is not None else ()
+        self.prev = _SEED
+        self.reuse = previous is not None
+
+    def add(self, ref: BlockRef, raw: Any, role: str | None, head: bytes) -> None:
+        block = raw if isinstance(raw, dict) else {"__value__": raw}
+        canon = canonical_block(block)
+        k = len(self.links)
+        if self.reuse and k < len(self.old):
+            o = self.old[k]
+            if o.canon == canon and o.ref == ref and o.role == role:
+                # equal bytes after an equal prefix: the same prefix hash, no need to hash again
+                self.prev = o.prefix_hash
+                self.links.append(o)
+                return
+        self.reuse = False
+        self.prev = _digest(self.prev + head + canon)
+        self.links.append(ChainLink(ref, hash(canon), self.prev, block, role, canon))
+
+    def fold(self, tag: bytes, level: bytes, previous_level: bytes | None) -> None:
+        if previous_level != level:
+            self.reuse = False
+        self.prev = _digest(self.prev + tag + level)
+
+
+def chain(request: Mapping[str, Any], *, previous: Chain | None = None) -> Chain:
+    """The prefix hash chain of ``request`` (see the module docstring for the canonical form).
+
+    With ``previous`` (the chain of the run's previous request), links whose canonical bytes
+    are unchanged from it at the same position — the whole shared prefix, in an agent loop —
+    are reused instead of hashed again.
+    """
     sys_level, msg_level = level_params(request)
-    links: list[ChainLink] = []
-    append = links.append
-    prev = _SEED
+    b = _Builder(previous)
     tools = request.get("tools")
     if isinstance(tools, list):
         for i, tool in enumerate(tools):
-            block = _as_block(tool)
-            canon = canonical_block(block)
-            prev = _digest(prev + canon)
-            append(ChainLink(BlockRef("tools", i), hash(canon), prev, block, None, canon))
-    prev = _digest(prev + b"|system-level|" + sys_level)
+            b.add(BlockRef("tools", i), tool, None, b"")
+    b.fold(b"|system-level|", sys_level, previous.sys_level if previous is not None else None)
     system = request.get("system")
     blocks = [_text(system)] if isinstance(system, str) and system else system
     if isinstance(blocks, list):
         for i, raw_block in enumerate(blocks):
-            block = _as_block(raw_block)
-            canon = canonical_block(block)
-            prev = _digest(prev + canon)
-            append(ChainLink(BlockRef("system", i), hash(canon), prev, block, None, canon))
-    prev = _digest(prev + b"|messages-level|" + msg_level)
+            b.add(BlockRef("system", i), raw_block, None, b"")
+    b.fold(b"|messages-level|", msg_level, previous.msg_level if previous is not None else None)
     messages = request.get("messages")
     if isinstance(messages, list):
         for i, message in enumerate(messages):
@@ -208,14 +248,10 @@ def chain(request: Mapping[str, Any]) -> Chain:
                 continue
             head = b"|role|" + (role_s or "").encode() + b"|"
             for j, raw_block in enumerate(items):
-                block = _as_block(raw_block)
-                canon = canonical_block(block)
-                prev = _digest(prev + head + canon if j == 0 else prev + canon)
-                append(
-                    ChainLink(BlockRef("messages", i, j), hash(canon), prev, block, role_s, canon)
-                )
-    return Chain(links=tuple(links))
+                b.add(BlockRef("messages", i, j), raw_block, role_s, head if j == 0 else b"")
+    return Chain(links=tuple(b.links), sys_level=sys_level, msg_level=msg_level)
 
 
 def _digest(data: bytes) -> bytes:
-    return blake2b(data, digest_size=_DIGEST).digest()
+    # SHA-256 (hardware-accelerated almost everywhere; twice blake2b's speed here), truncated.
+    return sha256(data).digest()[:_DIGEST]

@@ -45,7 +45,8 @@ class IdealCost:
 
     input_usd: Decimal = Decimal(0)
     other_usd: Decimal = Decimal(0)
-    _seen: dict[tuple[str, bytes], _Seen] = field(default_factory=dict)
+    # per model (each model has its own cache): prefix hash -> what its block was billed as
+    _seen: dict[str, dict[bytes, _Seen]] = field(default_factory=dict)
 
     @property
     def total_usd(self) -> Decimal:
@@ -76,9 +77,11 @@ class IdealCost:
         ]
         # The deepest prefix seen within the TTL and long enough to be cached: everything up to
         # it is read (the minimum applies to the prefix read, not to each block inside it).
+        seen_map = self._seen.setdefault(model, {})
+        get = seen_map.get
         hit = -1
         for i in range(n - 1, -1, -1):
-            seen = self._seen.get((model, prefix_hashes[i]))
+            seen = get(prefix_hashes[i])
             if (
                 seen is not None
                 and now_s - seen.last_used_s <= _1H_S
@@ -92,8 +95,7 @@ class IdealCost:
             end = ends[i]
             delta = end - prev_end if end > prev_end else 0
             prev_end = max(prev_end, end)
-            key = (model, h)
-            seen = self._seen.get(key)
+            seen = get(h)
             if i <= hit and seen is not None:
                 read_tokens += delta
                 if seen.billed != "write_1h":
@@ -102,7 +104,7 @@ class IdealCost:
                 continue
             input_tokens += delta
             if delta > 0:
-                self._seen[key] = _Seen(delta, rates, "input", now_s)
+                seen_map[h] = _Seen(delta, rates, "input", now_s)
         input_tokens += max(0, total_input_tokens - prev_end)
         self.input_usd += (read_tokens * rates.cache_read + input_tokens * rates.input) / MTOK
 

@@ -70,6 +70,7 @@ class Pipeline:
         self._caches: dict[str, CacheModel] = {}
         self._runs: dict[str, Run] = {}
         self._volatile_memo: dict[bytes, tuple[VolatileFinding, ...]] = {}
+        self._calls = 0
 
     # ------------------------------------------------------------------ runs
 
@@ -105,7 +106,9 @@ class Pipeline:
         return run
 
     def end_run(self, run: Run) -> None:
+        """Record the run's end and stop tracking it (its object stays usable for its summary)."""
         run.ended_at = self.clock.now()
+        self.forget_run(run.run_id)
         if self.sink is not None:
             self.sink.record_run(run.record())
 
@@ -177,12 +180,13 @@ class Pipeline:
         cache = self.cache_model(p.scope)
         decisions = p.decisions
         rewritten: dict[str, Any] = request
-        ch = chain(rewritten)
+        prev_chain = state.previous.chain if state is not None and state.previous else None
+        ch = chain(rewritten, previous=prev_chain)
         if p.optimize and state is not None and self.config.pin_key_order:
             pinned, changes = pin_key_orders(rewritten, state.key_orders, ch)
             if changes:
                 rewritten = pinned
-                ch = chain(rewritten)
+                ch = chain(rewritten, previous=prev_chain)
                 decisions["stabilize"] = {"key_order": list(changes)}
         an = anatomy(
             rewritten, model=info, request_chain=ch, memo=state.estimates if state else None
@@ -203,6 +207,9 @@ class Pipeline:
                 )
                 decisions.setdefault("stabilize", {})["moved"] = list(moved)
         now_s = p.started_s
+        self._calls += 1
+        if self._calls % 512 == 0:  # bounded memory in long-lived processes (the gateway)
+            cache.purge(now_s)
         positions = cache.positions(model_key, an)
         if p.optimize:
             entry_indices = frozenset(
@@ -271,8 +278,10 @@ class Pipeline:
             if prediction.hit_index is not None
             else None,
         }
-        if run is not None and run.parent is not None and run.state.calls == 0:
-            parent_blocks = run.parent.state.block_hashes
+        parent_prev = run.parent.state.previous if run is not None and run.parent else None
+        if run is not None and parent_prev is not None and run.state.calls == 0:
+            # what this sub-agent re-sends of its parent's context (as of the parent's last call)
+            parent_blocks = {link.block_hash for link in parent_prev.chain.links}
             dup = sum(
                 n
                 for link, n in zip(ch.links, an.block_tokens, strict=True)

@@ -192,10 +192,17 @@ def _update_run(
         gap = p.started_s - prev.started_s
         s.gaps_s.append(gap)
         del s.gaps_s[:-8]
-        extends = p.chain.first_divergence(prev.chain) >= _messages_start(prev.chain)
+        # the doctor compared the chains already: reuse its divergence when it has one
+        div = diagnosis.divergence if diagnosis is not None else None
+        shared = (
+            p.chain.first_divergence(prev.chain)
+            if diagnosis is None
+            else (div.index if div is not None else len(prev.chain))
+        )
+        extends = shared >= _messages_start(prev.chain)
         s.independent_streak = 0 if extends else s.independent_streak + 1
     model_key = p.prediction.model if p.prediction else (p.model_requested or "?")
-    positions = cache.positions(model_key, p.anatomy)
+    positions = p.prediction.positions if p.prediction else cache.positions(model_key, p.anatomy)
     s.previous = PreviousCall(
         chain=p.chain,
         request=p.request,
@@ -204,8 +211,6 @@ def _update_run(
         positions=positions,
         started_s=p.started_s,
     )
-    for link, n in zip(p.chain.links, p.anatomy.block_tokens, strict=True):
-        s.block_hashes.setdefault(link.block_hash, n)
     if isinstance(price, CostBreakdown) and p.model is not None:
         r = rates(
             p.model,

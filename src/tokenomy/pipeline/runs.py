@@ -57,8 +57,6 @@ class RunState:
     lost_usd: Decimal = Decimal(0)
     predictions_agree: int = 0
     predictions_checked: int = 0
-    # Block hashes seen in this run (for a child's duplicated-context measure).
-    block_hashes: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
