@@ -9,8 +9,14 @@ CLAUDE_CODE_VERSION ?= 2.1.197
 # An older official SDK, in its own venv (1.x and 2.x cannot share one).
 SDK1_SPEC ?= anthropic<2
 SDK1_VENV := $(E2E_DIR)/sdk1
+# The Python Claude Agent SDK (it bundles its own Claude Code CLI), in its own venv.
+AGENT_SDK_SPEC ?= claude-agent-sdk==0.2.187
+AGENT_VENV := $(E2E_DIR)/agent
+# LiteLLM's proxy, the peer in bench/gateway_overhead.py (never 1.82.7 or 1.82.8).
+LITELLM_SPEC ?= litellm[proxy]==1.103.7
+LITELLM_VENV := .bench/litellm
 
-.PHONY: help install demo test lint typecheck contracts unit e2e e2e-clients e2e-sdk1 bench clean
+.PHONY: help install demo test lint typecheck contracts unit e2e e2e-clients e2e-sdk1 e2e-agent-sdk bench bench-peers bench-gateway soak clean
 
 help:
 	@echo "make demo   — the main job on the built-in emulator (no API key)"
@@ -47,7 +53,7 @@ test: lint typecheck contracts unit
 
 # Real third-party clients, installed from the npm registry / PyPI into .e2e/.
 # Each install is attempted once and never fails the build: offline, its tests skip.
-e2e-clients:
+e2e-clients: e2e-agent-sdk
 	@mkdir -p $(E2E_DIR)
 	@if [ ! -x $(E2E_DIR)/node_modules/.bin/claude ]; then \
 	  if command -v npm >/dev/null 2>&1; then \
@@ -64,12 +70,36 @@ e2e-sdk1:
 	      '$(SDK1_SPEC)' ) >/dev/null 2>&1 \
 	  || echo "e2e: PyPI unreachable; the anthropic 1.x conformance test will be skipped"; fi
 
+e2e-agent-sdk:
+	@mkdir -p $(E2E_DIR)
+	@if ! $(AGENT_VENV)/bin/python -c 'import claude_agent_sdk' >/dev/null 2>&1; then \
+	  ( $(PYTHON) -m venv $(AGENT_VENV) \
+	    && timeout 600 $(AGENT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+	      '$(AGENT_SDK_SPEC)' ) >/dev/null 2>&1 \
+	  || echo "e2e: PyPI unreachable; the claude-agent-sdk test will be skipped"; fi
+
 e2e: $(STAMP) e2e-clients e2e-sdk1
 	$(VENV)/bin/pytest -q -m e2e
 
 bench: $(STAMP)
 	$(PY) bench/cost.py
 	$(PY) bench/overhead.py
+
+# Peer tools for side-by-side benchmarks, each in its own venv under .bench/.
+bench-peers:
+	@mkdir -p .bench
+	@if [ ! -x $(LITELLM_VENV)/bin/litellm ]; then \
+	  ( $(PYTHON) -m venv $(LITELLM_VENV) \
+	    && timeout 900 $(LITELLM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+	      '$(LITELLM_SPEC)' ) >/dev/null 2>&1 \
+	  || echo "bench: could not install $(LITELLM_SPEC); the LiteLLM column will be missing"; fi
+
+bench-gateway: $(STAMP) bench-peers
+	$(PY) bench/gateway_overhead.py
+
+# 10 minutes at a steady rate with 5% upstream faults (loopback only).
+soak: $(STAMP)
+	$(PY) bench/soak.py
 
 clean:
 	rm -rf $(VENV) $(E2E_DIR) .pytest_cache .mypy_cache .ruff_cache .hypothesis

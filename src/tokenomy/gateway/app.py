@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 from collections.abc import AsyncIterator, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
@@ -138,6 +139,7 @@ class _Call:
     path: str
     query: str
     headers: dict[str, str]
+    scheme: str = "http"
     key: ClientKey | None = None
     gateway_key: GatewayKey | None = None
     prepared: Prepared | None = None
@@ -242,6 +244,7 @@ class Gateway:
             path=path,
             query=scope.get("query_string", b"").decode("latin-1"),
             headers=headers,
+            scheme=scope.get("scheme", "http"),
         )
         self.metrics.in_flight.inc()
         self._in_flight += 1
@@ -527,6 +530,9 @@ class Gateway:
                 await reply.whole(status, headers, data)
             elif call.route == "batch_results" and status < 400:
                 await self._relay_batch_results(call, status, headers, stream, reply)
+            elif call.route == "batches" and status < 400:
+                data = b"".join([c async for c in stream])
+                await reply.whole(status, headers, self._own_results_url(call, data))
             else:
                 # Pass-through: forwarded as it arrives (a long list, a results file).
                 await reply.start(status, headers.items())
@@ -576,6 +582,17 @@ class Gateway:
         self.metrics.errors.labels("upstream", kind).inc()
 
     # ------------------------------------------------------------------ batches
+
+    def _own_results_url(self, call: _Call, body: bytes) -> bytes:
+        """Point a batch's ``results_url`` at this gateway, so that fetching results (which
+        SDKs do from that absolute URL) comes through here and is metered."""
+        upstream = getattr(self.upstream, "base_url", None)
+        host = call.headers.get("host")
+        if not isinstance(upstream, str) or not host or b'"results_url"' not in body:
+            return body
+        own = f"{call.scheme}://{host}".encode()
+        pattern = re.compile(rb'("results_url"\s*:\s*")' + re.escape(upstream.encode()))
+        return pattern.sub(lambda m: m.group(1) + own, body)
 
     async def _relay_batch_results(
         self,
