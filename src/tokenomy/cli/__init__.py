@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 # Command modules register themselves on `app` when imported; keep this list sorted.
+from tokenomy.cli import batch as _batch  # noqa: F401
 from tokenomy.cli import doctor as _doctor  # noqa: F401
 from tokenomy.cli import emulator as _emulator  # noqa: F401
 from tokenomy.cli import gateway as _gateway  # noqa: F401

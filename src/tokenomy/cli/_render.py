@@ -21,6 +21,8 @@ __all__ = [
     "json_out",
     "line",
     "paragraph",
+    "progress",
+    "raw_lines",
     "run_app",
     "status",
     "table",
@@ -137,3 +139,32 @@ def status(text: str) -> Iterator[Callable[[str], None]]:
 def paragraph(text: str) -> None:
     """Wrapped prose for explanations."""
     _out.print(text, markup=False, soft_wrap=False, width=min(_out.width, 100))
+
+
+@contextmanager
+def progress(description: str, *, total: int) -> Iterator[Callable[[int, str], None]]:
+    """A progress bar on stderr: ``update(completed, info)`` moves it and sets its side text."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+    )
+    with Progress(*columns, console=_err, transient=False) as bar:
+        task = bar.add_task(description, total=total, info="")
+
+        def update(completed: int, info: str) -> None:
+            bar.update(task, completed=completed, info=info)
+
+        yield update
+
+
+def raw_lines(lines: Iterable[bytes]) -> None:
+    """Bytes lines to stdout as they come (JSONL output, never held in memory)."""
+    out = sys.stdout.buffer
+    for item in lines:
+        out.write(item)
+        out.write(b"\n")
+    out.flush()
