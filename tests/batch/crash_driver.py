@@ -33,9 +33,10 @@ import orjson
 from sqlalchemy import func, select
 
 from tests.emulator.harness import EmulatorServer
-from tokenomy.batch.jobs import JobStore, parse_internal_id
+from tokenomy.batch.jobs import parse_internal_id
 from tokenomy.batch.results import chunk_file
 from tokenomy.batch.status import JobStatus, job_status
+from tokenomy.batch.store import JobStore
 from tokenomy.ledger import Ledger
 from tokenomy.ledger.schema import calls
 

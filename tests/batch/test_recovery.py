@@ -15,7 +15,8 @@ import pytest
 
 from tests.batch.conftest import KEY, Rig, write_job
 from tokenomy.batch import Job, asubmit
-from tokenomy.batch.jobs import ChunkRow, owner_is_dead, parse_internal_id
+from tokenomy.batch.jobs import ChunkRow, parse_internal_id
+from tokenomy.batch.store import owner_is_dead
 from tokenomy.emulator.faults import parse_fault_plan
 from tokenomy.errors import BatchError
 

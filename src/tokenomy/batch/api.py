@@ -38,11 +38,12 @@ from tokenomy.upstream import is_local_url
 from tokenomy.wiring import open_ledger
 
 from .intake import IntakeReport, read_job
-from .jobs import DEFAULT_BATCH_BYTES, MAX_BATCH_REQUESTS, JobOptions, JobRow, JobStore, new_job_id
+from .jobs import DEFAULT_BATCH_BYTES, MAX_BATCH_REQUESTS, JobOptions, JobRow, new_job_id
 from .results import iter_results
 from .runner import PollPolicy, ProgressFn, Runner
 from .source import check_template, load_template
 from .status import JobStatus, job_status
+from .store import JobStore
 from .transport import open_batch_api
 
 __all__ = ["BatchEnv", "Job", "asubmit", "list_jobs", "open_job", "submit"]

@@ -22,9 +22,10 @@ from tokenomy.core.canonical import Chain, chain
 from tokenomy.data.table import ModelTable
 from tokenomy.errors import BatchError, InputError
 
-from .jobs import MAX_BATCH_BYTES, JobOptions, JobStore, RequestRow, envelope_bytes, internal_id
+from .jobs import MAX_BATCH_BYTES, JobOptions, RequestRow, envelope_bytes, internal_id
 from .planning import SharedPrefixes, common_depth, plan_request
 from .source import ParsedLine, RawLine, iter_lines, parse_line
+from .store import JobStore
 from .validate import LineProblem, check_custom_id, check_params
 
 __all__ = ["IntakeReport", "InvalidJobError", "read_job"]

@@ -34,9 +34,10 @@ from tokenomy.data.table import ModelTable
 from tokenomy.errors import BatchError
 from tokenomy.ports import Clock, UsageSink
 
-from .jobs import ChunkRow, JobRow, JobStore, RequestRow, RequestState, RequestUpdate
+from .jobs import ChunkRow, JobRow, RequestRow, RequestState, RequestUpdate
 from .jobs import parse_internal_id as parse_id
 from .meter import Tally, meter_result
+from .store import JobStore
 from .transport import BatchApi
 
 __all__ = [

@@ -40,9 +40,7 @@ from .jobs import (
     ChunkKind,
     ChunkRow,
     JobRow,
-    JobStore,
     internal_id,
-    lease_owner_id,
     parse_internal_id,
 )
 from .meter import Tally, meter_result
@@ -50,6 +48,7 @@ from .planning import plan_request
 from .results import collect_chunk, parse_time
 from .source import RawLine, parse_line, read_span
 from .status import JobStatus, job_status
+from .store import JobStore, lease_owner_id
 from .transport import BatchApi, BatchApiError
 from .warmup import run_warmup
 

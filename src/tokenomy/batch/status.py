@@ -14,8 +14,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from .jobs import ChunkRow, JobRow, JobStore
+from .jobs import ChunkRow, JobRow
 from .meter import Tally
+from .store import JobStore
 
 __all__ = ["ChunkReport", "JobStatus", "job_status"]
 

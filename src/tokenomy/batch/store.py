@@ -1,0 +1,568 @@
+"""The job store: the batch tables of the ledger database (migration 0002).
+
+Every public method of :class:`JobStore` is one committed transaction: the runner writes each
+state change before the API call it announces and after the answer (see
+``docs/design/batches.md``). A lease in the job row makes one process at a time run a job; a
+holder that died on this host (its pid is gone) is taken over at once, any other after its
+lease expires.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, get_args
+
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from tokenomy.errors import BatchError
+from tokenomy.ledger import Ledger
+from tokenomy.ledger.schema import batch_chunks, batch_jobs, batch_requests
+
+from .jobs import (
+    ChunkKind,
+    ChunkRow,
+    JobOptions,
+    JobRow,
+    RequestRow,
+    RequestState,
+    RequestUpdate,
+    envelope_bytes,
+)
+
+__all__ = ["JobStore", "lease_owner_id", "owner_is_dead"]
+
+
+def _job(row: Mapping[str, Any]) -> JobRow:
+    return JobRow(
+        job_id=row["job_id"],
+        name=row["name"],
+        state=row["state"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        ended_at=row["ended_at"],
+        source_path=row["source_path"],
+        source_owned=bool(row["source_owned"]),
+        source_size=int(row["source_size"]),
+        source_mtime_ns=int(row["source_mtime_ns"]),
+        template=row["template"],
+        options=JobOptions.from_json(row["options"] or {}),
+        n_requests=int(row["n_requests"]),
+        n_skipped=int(row["n_skipped"]),
+        skipped=tuple(row["skipped"] or ()),
+        api_key_fingerprint=row["api_key_fingerprint"],
+        upstream=row["upstream"],
+        run_id=row["run_id"],
+        results_dir=row["results_dir"],
+        horizon=row["horizon"],
+        warmup=row["warmup"],
+        lease_owner=row["lease_owner"],
+        lease_until=row["lease_until"],
+        error=row["error"],
+    )
+
+
+def _chunk(row: Mapping[str, Any]) -> ChunkRow:
+    return ChunkRow(**{name: row[name] for name in ChunkRow.__slots__})
+
+
+def _request(row: Mapping[str, Any]) -> RequestRow:
+    values = {name: row[name] for name in RequestRow.__slots__}
+    values["reasons"] = tuple(row["reasons"] or ())
+    return RequestRow(**values)
+
+
+def _this_host() -> str:
+    return socket.gethostname()
+
+
+def lease_owner_id() -> str:
+    """``host:pid:nonce`` — who runs a job; the pid lets a successor see that it died."""
+    return f"{_this_host()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def owner_is_dead(owner: str) -> bool:
+    """Whether ``owner`` (see :func:`lease_owner_id`) is a process on this host that is gone."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != _this_host() or not pid_text.isdigit():
+        return False
+    return not _pid_alive(int(pid_text))
+
+
+class JobStore:
+    """The batch tables of one ledger. Every public method is one transaction."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self._engine = ledger.engine
+        # Take SQLite's write lock at BEGIN (see tokenomy.ledger.engine).
+        self._write = ledger.engine.execution_options(sqlite_begin="IMMEDIATE")
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _tx(self) -> Any:
+        return self._write.begin()
+
+    def _read(self) -> Any:
+        return self.ledger.read()
+
+    def _wrap(self, fn: Callable[[Connection], Any]) -> Any:
+        try:
+            with self._tx() as conn:
+                return fn(conn)
+        except SQLAlchemyError as exc:
+            raise BatchError(
+                f"the batch job store in {self.ledger.display!r} failed: "
+                f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+            ) from exc
+
+    # ------------------------------------------------------------------ jobs
+
+    def create_job(self, values: Mapping[str, Any]) -> None:
+        self._wrap(lambda conn: conn.execute(insert(batch_jobs).values(**values)))
+
+    def insert_requests(self, job_id: str, rows: Sequence[RequestRow]) -> None:
+        if not rows:
+            return
+        payload = [
+            {
+                "job_id": job_id,
+                **{name: getattr(r, name) for name in RequestRow.__slots__},
+                "reasons": list(r.reasons) or None,
+            }
+            for r in rows
+        ]
+        self._wrap(lambda conn: conn.execute(insert(batch_requests), payload))
+
+    def delete_job(self, job_id: str) -> None:
+        def run(conn: Connection) -> None:
+            conn.execute(delete(batch_requests).where(batch_requests.c.job_id == job_id))
+            conn.execute(delete(batch_chunks).where(batch_chunks.c.job_id == job_id))
+            conn.execute(delete(batch_jobs).where(batch_jobs.c.job_id == job_id))
+
+        self._wrap(run)
+
+    def clear_requests(self, job_id: str) -> None:
+        """Forget a half-validated job's requests (validation starts over)."""
+        self._wrap(
+            lambda conn: conn.execute(
+                delete(batch_requests).where(batch_requests.c.job_id == job_id)
+            )
+        )
+
+    def get(self, job_id: str) -> JobRow:
+        with self._read() as conn:
+            row = conn.execute(select(batch_jobs).where(batch_jobs.c.job_id == job_id)).first()
+        if row is None:
+            raise BatchError(
+                f"no batch job {job_id!r} in the ledger at {self.ledger.display}; "
+                "'tokenomy batch list' shows the jobs"
+            )
+        return _job(row._mapping)
+
+    def list_jobs(self, *, limit: int = 50) -> list[JobRow]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(batch_jobs).order_by(batch_jobs.c.created_at.desc()).limit(limit)
+            ).all()
+        return [_job(r._mapping) for r in rows]
+
+    def update_job(self, job_id: str, *, now: datetime, **values: Any) -> None:
+        self._wrap(
+            lambda conn: conn.execute(
+                update(batch_jobs)
+                .where(batch_jobs.c.job_id == job_id)
+                .values(updated_at=now, **values)
+            )
+        )
+
+    # ------------------------------------------------------------------ lease
+
+    def acquire(self, job_id: str, owner: str, *, now: datetime, ttl_s: float) -> None:
+        """Make ``owner`` the one process that runs ``job_id``; BatchError if another does."""
+        until = now + timedelta(seconds=ttl_s)
+
+        def run(conn: Connection) -> str | None:
+            row = conn.execute(
+                select(batch_jobs.c.lease_owner, batch_jobs.c.lease_until).where(
+                    batch_jobs.c.job_id == job_id
+                )
+            ).first()
+            if row is None:
+                return "missing"
+            holder, holder_until = row
+            free = (
+                holder is None
+                or holder == owner
+                or holder_until is None
+                or holder_until < now
+                or owner_is_dead(holder)
+            )
+            if not free:
+                return f"{holder} until {holder_until:%Y-%m-%d %H:%M:%S} UTC"
+            conn.execute(
+                update(batch_jobs)
+                .where(batch_jobs.c.job_id == job_id)
+                .values(lease_owner=owner, lease_until=until)
+            )
+            return None
+
+        busy = self._wrap(run)
+        if busy == "missing":
+            self.get(job_id)  # raises the "no such job" error
+        if busy is not None:
+            raise BatchError(
+                f"batch job {job_id!r} is being run by another process ({busy}); wait for it "
+                "to finish or stop it, then 'tokenomy batch resume'"
+            )
+
+    def release(self, job_id: str, owner: str) -> None:
+        self._wrap(
+            lambda conn: conn.execute(
+                update(batch_jobs)
+                .where(and_(batch_jobs.c.job_id == job_id, batch_jobs.c.lease_owner == owner))
+                .values(lease_owner=None, lease_until=None)
+            )
+        )
+
+    # ------------------------------------------------------------------ requests
+
+    def request_counts(self, job_id: str) -> dict[str, int]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(batch_requests.c.state, func.count())
+                .where(batch_requests.c.job_id == job_id)
+                .group_by(batch_requests.c.state)
+            ).all()
+        counts = dict.fromkeys(get_args(RequestState), 0)
+        counts.update({state: int(n) for state, n in rows})
+        return counts
+
+    def retried_requests(self, job_id: str) -> int:
+        """Requests that needed more than one attempt."""
+        with self._read() as conn:
+            n = conn.execute(
+                select(func.count()).where(
+                    and_(batch_requests.c.job_id == job_id, batch_requests.c.attempts > 1)
+                )
+            ).scalar_one()
+        return int(n)
+
+    def requests(
+        self, job_id: str, *, chunk_no: int | None = None, seqs: Iterable[int] | None = None
+    ) -> Iterator[RequestRow]:
+        """Requests of a job (or of one chunk), in ``seq`` order, read in pages."""
+        cond = [batch_requests.c.job_id == job_id]
+        if chunk_no is not None:
+            cond.append(batch_requests.c.chunk_no == chunk_no)
+        last = -1
+        wanted = sorted(set(seqs)) if seqs is not None else None
+        while True:
+            stmt = select(batch_requests).where(*cond, batch_requests.c.seq > last)
+            if wanted is not None:
+                page_seqs = [s for s in wanted if s > last][:500]
+                if not page_seqs:
+                    return
+                stmt = stmt.where(batch_requests.c.seq.in_(page_seqs))
+            with self._read() as conn:
+                rows = conn.execute(stmt.order_by(batch_requests.c.seq).limit(2000)).all()
+            if not rows:
+                return
+            for r in rows:
+                yield _request(r._mapping)
+            last = rows[-1]._mapping["seq"]
+
+    def pending_sizes(self, job_id: str) -> list[tuple[int, int]]:
+        """``(seq, body_bytes)`` of every pending request, in order (what planning packs)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(batch_requests.c.seq, batch_requests.c.body_bytes)
+                .where(and_(batch_requests.c.job_id == job_id, batch_requests.c.state == "pending"))
+                .order_by(batch_requests.c.seq)
+            ).all()
+        return [(int(s), int(b)) for s, b in rows]
+
+    # ------------------------------------------------------------------ chunks
+
+    def chunks(self, job_id: str, *, states: Iterable[str] | None = None) -> list[ChunkRow]:
+        stmt = select(batch_chunks).where(batch_chunks.c.job_id == job_id)
+        if states is not None:
+            stmt = stmt.where(batch_chunks.c.state.in_(list(states)))
+        with self._read() as conn:
+            rows = conn.execute(stmt.order_by(batch_chunks.c.chunk_no)).all()
+        return [_chunk(r._mapping) for r in rows]
+
+    def chunk(self, job_id: str, chunk_no: int) -> ChunkRow:
+        with self._read() as conn:
+            row = conn.execute(
+                select(batch_chunks).where(
+                    and_(batch_chunks.c.job_id == job_id, batch_chunks.c.chunk_no == chunk_no)
+                )
+            ).first()
+        if row is None:
+            raise BatchError(f"batch job {job_id!r} has no chunk {chunk_no}")
+        return _chunk(row._mapping)
+
+    def plan_chunks(
+        self,
+        job_id: str,
+        groups: Sequence[Sequence[int]],
+        *,
+        kind: ChunkKind,
+        sizes: Mapping[int, int],
+        now: datetime,
+    ) -> list[int]:
+        """Record new chunks (each a list of pending seqs) and queue their requests, at once."""
+
+        def run(conn: Connection) -> list[int]:
+            top = conn.execute(
+                select(func.max(batch_chunks.c.chunk_no)).where(batch_chunks.c.job_id == job_id)
+            ).scalar_one()
+            next_no = 1 if top is None else int(top) + 1
+            made: list[int] = []
+            for group in groups:
+                no = next_no
+                next_no += 1
+                conn.execute(
+                    insert(batch_chunks).values(
+                        job_id=job_id,
+                        chunk_no=no,
+                        kind=kind,
+                        state="planned",
+                        n_requests=len(group),
+                        body_bytes=envelope_bytes(sizes[s] for s in group),
+                        planned_at=now,
+                    )
+                )
+                for lo, hi in _runs(group):
+                    conn.execute(
+                        update(batch_requests)
+                        .where(
+                            and_(
+                                batch_requests.c.job_id == job_id,
+                                batch_requests.c.seq.between(lo, hi),
+                                batch_requests.c.state == "pending",
+                            )
+                        )
+                        .values(state="queued", chunk_no=no)
+                    )
+                made.append(no)
+            return made
+
+        made: list[int] = self._wrap(run)
+        return made
+
+    def set_chunk(self, job_id: str, chunk_no: int, **values: Any) -> None:
+        self._wrap(
+            lambda conn: conn.execute(
+                update(batch_chunks)
+                .where(and_(batch_chunks.c.job_id == job_id, batch_chunks.c.chunk_no == chunk_no))
+                .values(**values)
+            )
+        )
+
+    def claim_batch(
+        self, job_id: str, chunk_no: int, *, batch_id: str, batch: Mapping[str, Any], now: datetime
+    ) -> bool:
+        """Record that ``batch_id`` is this chunk's batch; False if another chunk holds it."""
+        try:
+            self._write_claim(job_id, chunk_no, batch_id=batch_id, batch=batch, now=now)
+        except IntegrityError:
+            return False
+        return True
+
+    def _write_claim(
+        self, job_id: str, chunk_no: int, *, batch_id: str, batch: Mapping[str, Any], now: datetime
+    ) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                update(batch_chunks)
+                .where(and_(batch_chunks.c.job_id == job_id, batch_chunks.c.chunk_no == chunk_no))
+                .values(state="submitted", batch_id=batch_id, batch=dict(batch), submitted_at=now)
+            )
+
+    def known_batch_ids(self, batch_ids: Iterable[str]) -> set[str]:
+        """Which of ``batch_ids`` some chunk (of any job) already holds."""
+        ids = list(batch_ids)
+        if not ids:
+            return set()
+        with self._read() as conn:
+            rows = conn.execute(
+                select(batch_chunks.c.batch_id).where(batch_chunks.c.batch_id.in_(ids))
+            ).all()
+        return {r[0] for r in rows}
+
+    def commit_collection(
+        self,
+        job_id: str,
+        chunk_no: int,
+        *,
+        updates: Sequence[RequestUpdate],
+        outcome: Mapping[str, Any],
+        cost_usd: str,
+        interactive_usd: str,
+        now: datetime,
+    ) -> None:
+        """One transaction: every request's outcome, and the chunk ``collected``."""
+        by_state: dict[tuple[str, bool], list[dict[str, Any]]] = {}
+        for u in updates:
+            by_state.setdefault((u.state, u.state == "pending"), []).append(
+                {"b_seq": u.seq, "b_reasons": list(u.reasons) or None}
+            )
+
+        def run(conn: Connection) -> None:
+            for (state, retry), params in by_state.items():
+                stmt = (
+                    update(batch_requests)
+                    .where(
+                        and_(
+                            batch_requests.c.job_id == job_id,
+                            batch_requests.c.seq == bindparam("b_seq"),
+                            batch_requests.c.chunk_no == chunk_no,
+                        )
+                    )
+                    .values(
+                        state=state,
+                        reasons=bindparam("b_reasons"),
+                        attempts=batch_requests.c.attempts + 1,
+                        chunk_no=None if retry else chunk_no,
+                    )
+                )
+                conn.execute(stmt, params)
+            conn.execute(
+                update(batch_chunks)
+                .where(and_(batch_chunks.c.job_id == job_id, batch_chunks.c.chunk_no == chunk_no))
+                .values(
+                    state="collected",
+                    collected_at=now,
+                    outcome=dict(outcome),
+                    cost_usd=cost_usd,
+                    interactive_usd=interactive_usd,
+                )
+            )
+
+        self._wrap(run)
+
+    def drop_unsent(self, job_id: str, *, now: datetime) -> int:
+        """Cancel: planned chunks are dropped and every unsent request ends ``canceled``."""
+
+        def run(conn: Connection) -> int:
+            planned = [
+                r[0]
+                for r in conn.execute(
+                    select(batch_chunks.c.chunk_no).where(
+                        and_(batch_chunks.c.job_id == job_id, batch_chunks.c.state == "planned")
+                    )
+                ).all()
+            ]
+            if planned:
+                conn.execute(
+                    update(batch_chunks)
+                    .where(
+                        and_(
+                            batch_chunks.c.job_id == job_id,
+                            batch_chunks.c.chunk_no.in_(planned),
+                        )
+                    )
+                    .values(state="dropped", note="canceled before it was sent")
+                )
+            result = conn.execute(
+                update(batch_requests)
+                .where(
+                    and_(
+                        batch_requests.c.job_id == job_id,
+                        or_(
+                            batch_requests.c.state == "pending",
+                            and_(
+                                batch_requests.c.state == "queued",
+                                batch_requests.c.chunk_no.in_(planned or [-1]),
+                            ),
+                        ),
+                    )
+                )
+                .values(state="canceled")
+            )
+            conn.execute(
+                update(batch_jobs).where(batch_jobs.c.job_id == job_id).values(updated_at=now)
+            )
+            return int(result.rowcount or 0)
+
+        n: int = self._wrap(run)
+        return n
+
+    def add_duplicate(
+        self,
+        job_id: str,
+        *,
+        batch_id: str,
+        batch: Mapping[str, Any],
+        of_chunk: int | None,
+        n_requests: int,
+        outcome: Mapping[str, Any],
+        cost_usd: str,
+        interactive_usd: str,
+        now: datetime,
+    ) -> int:
+        """Record a batch that carries this job's ids but no chunk owns: spend to report."""
+
+        def run(conn: Connection) -> int:
+            top = conn.execute(
+                select(func.max(batch_chunks.c.chunk_no)).where(batch_chunks.c.job_id == job_id)
+            ).scalar_one()
+            no = 1 if top is None else int(top) + 1
+            conn.execute(
+                insert(batch_chunks).values(
+                    job_id=job_id,
+                    chunk_no=no,
+                    kind="duplicate",
+                    state="collected",
+                    batch_id=batch_id,
+                    n_requests=n_requests,
+                    body_bytes=0,
+                    planned_at=now,
+                    submitted_at=now,
+                    ended_at=now,
+                    collected_at=now,
+                    batch=dict(batch),
+                    outcome=dict(outcome),
+                    cost_usd=cost_usd,
+                    interactive_usd=interactive_usd,
+                    note=(
+                        f"a second batch for chunk {of_chunk}: its results were not used"
+                        if of_chunk is not None
+                        else "a batch with this job's ids that no chunk owns"
+                    ),
+                )
+            )
+            return no
+
+        no: int = self._wrap(run)
+        return no
+
+
+def _runs(seqs: Sequence[int]) -> Iterator[tuple[int, int]]:
+    """Contiguous ranges of a sorted list of ints: [1,2,3,7,8] -> (1,3), (7,8)."""
+    if not seqs:
+        return
+    lo = prev = seqs[0]
+    for s in seqs[1:]:
+        if s != prev + 1:
+            yield lo, prev
+            lo = s
+        prev = s
+    yield lo, prev
