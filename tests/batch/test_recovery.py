@@ -194,3 +194,27 @@ async def test_a_job_killed_while_being_read_is_read_again(rig: Rig, tmp_path: P
     store.insert_requests(job.job_id, rows[:2])
     status = await job.wait()
     assert status.state == "ended" and status.requests["succeeded"] == 6
+
+
+async def test_a_read_cut_short_goes_on_from_the_last_stored_row(rig: Rig, tmp_path: Path) -> None:
+    src = write_job(tmp_path / "j.jsonl", 4500)  # more than one insert batch (2,000 rows)
+    with src.open("ab") as fh:
+        fh.write(b"not json\n")
+    job = await asubmit(src, env=rig.env, api_key=KEY, send=False, skip_invalid=True)
+    store = rig.env.store
+    full = [
+        (r.seq, r.custom_id, r.line, r.shared_end, r.body_bytes) for r in store.requests(job.job_id)
+    ]
+    # Killed after the second insert batch: 4,000 rows stored, the rest never read.
+    store.update_job(job.job_id, now=rig.env.clock.now(), state="validating")
+    keep = [r for r in store.requests(job.job_id) if r.seq < 4000]
+    store.clear_requests(job.job_id)
+    store.insert_requests(job.job_id, keep, skipped=[], n_skipped=0)
+
+    status = await job.resume(wait=False)
+    again = [
+        (r.seq, r.custom_id, r.line, r.shared_end, r.body_bytes) for r in store.requests(job.job_id)
+    ]
+    assert again == full  # same rows, same planning hints, same sizes
+    assert status.n_requests == 4500 and status.n_skipped == 1
+    assert status.skipped[0]["line"] == 4501

@@ -80,11 +80,7 @@ class BatchEnv:
         return self.settings.data_dir / "batches"
 
     def runner(self, job: JobRow, *, api_key: str | None) -> Runner:
-        if not api_key:
-            raise BatchError(
-                f"batch job {job.job_id!r} needs an API key to call the batch endpoints: "
-                "set ANTHROPIC_API_KEY or pass --api-key (api_key= in Python)"
-            )
+        api_key = require_key(job, api_key)
         api = open_batch_api(
             job.upstream,
             api_key=api_key,
@@ -143,7 +139,8 @@ class Job:
         """Go on from wherever the job stopped; with ``wait=False``, return once all is sent."""
         job = self.row()
         if job.state == "validating":
-            _intake(self.env, job)
+            require_key(job, self._api_key)  # before the work, not after it
+            _intake(self.env, job, resume=True)
             job = self.row()
         if not job.open:
             return self.status()
@@ -196,6 +193,15 @@ class Job:
             )
 
 
+def require_key(job: JobRow, api_key: str | None) -> str:
+    if not api_key:
+        raise BatchError(
+            f"batch job {job.job_id!r} needs an API key to call the batch endpoints: "
+            "set ANTHROPIC_API_KEY or pass --api-key (api_key= in Python)"
+        )
+    return api_key
+
+
 def _run_sync(make: Callable[[], Awaitable[T]]) -> T:
     """Run a coroutine to completion from sync code, even inside a running event loop."""
     try:
@@ -232,9 +238,8 @@ def _spool(items: Iterable[Any], path: Path) -> None:
             out.write(b"\n")
 
 
-def _intake(env: BatchEnv, job: JobRow) -> IntakeReport:
-    """Read (or read again, after a crash) a job's input into the store."""
-    env.store.clear_requests(job.job_id)
+def _intake(env: BatchEnv, job: JobRow, *, resume: bool = False) -> IntakeReport:
+    """Read a job's input into the store (``resume``: go on after a crash cut it short)."""
     try:
         report = read_job(
             Path(job.source_path),
@@ -243,6 +248,7 @@ def _intake(env: BatchEnv, job: JobRow) -> IntakeReport:
             table=env.table,
             options=job.options,
             template=job.template,
+            resume=resume,
         )
     except BatchError:
         env.store.delete_job(job.job_id)

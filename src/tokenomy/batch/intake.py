@@ -11,10 +11,10 @@ case the job goes on without it and the report lists what was skipped and why.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 
 import orjson
 
@@ -24,7 +24,7 @@ from tokenomy.errors import BatchError, InputError
 
 from .jobs import MAX_BATCH_BYTES, JobOptions, RequestRow, envelope_bytes, internal_id
 from .planning import SharedPrefixes, common_depth, plan_request
-from .source import ParsedLine, RawLine, iter_lines, parse_line
+from .source import ParsedLine, RawLine, iter_lines, parse_line, read_span
 from .store import JobStore
 from .validate import LineProblem, check_custom_id, check_params
 
@@ -96,6 +96,7 @@ class _Reader:
         self.bytes = 0
         self.models: dict[str, int] = {}
         self.held: _Held | None = None
+        self.line = 0
         self.limit = min(options.max_batch_bytes, MAX_BATCH_BYTES)
 
     def problem(self, raw: RawLine, custom_id: Any, reason: str) -> None:
@@ -202,10 +203,38 @@ class _Reader:
         self.flush()
 
     def flush(self) -> None:
-        if self.rows and self.storing:
-            # Rows go in by seq; the held first request may come after seq 1's row.
-            self.store.insert_requests(self.job_id, sorted(self.rows, key=lambda r: r.seq))
+        if self.storing:
+            # Rows go in by seq (the held first request may come after seq 1's row), with the
+            # lines skipped so far: a resumed read goes on from the last stored row.
+            self.store.insert_requests(
+                self.job_id,
+                sorted(self.rows, key=lambda r: r.seq),
+                skipped=[p.to_json() for p in self.problems],
+                n_skipped=self.n_problems,
+            )
         self.rows = []
+
+    def restore(self, fh: BinaryIO, skipped: Sequence[Mapping[str, Any]], n_skipped: int) -> int:
+        """Pick up a read a crash cut short; returns the offset to go on from (0: the start)."""
+        last: RequestRow | None = None
+        for r in self.store.requests(self.job_id):
+            raw = RawLine(r.line, r.byte_offset, read_span(fh, r.byte_offset, r.byte_length))
+            parsed = parse_line(raw, template=self.template)
+            self.seen_ids[r.custom_id] = r.line
+            self.shared.observe(chain(parsed.params))  # what later requests may share
+            self.added += 1
+            last = r
+        if last is None:
+            return 0
+        self.seq = last.seq + 1
+        self.line = last.line
+        self.problems = [
+            LineProblem(int(p["line"]), p.get("custom_id"), str(p["reason"])) for p in skipped
+        ]
+        self.n_problems = n_skipped
+        fh.seek(last.byte_offset)
+        fh.readline()  # the rest of the last stored line
+        return fh.tell()
 
 
 def read_job(
@@ -216,31 +245,42 @@ def read_job(
     table: ModelTable,
     options: JobOptions,
     template: Any | None,
+    resume: bool = False,
 ) -> IntakeReport:
-    """Check, plan and record every request of ``path``; raises :class:`InvalidJobError`."""
+    """Check, plan and record every request of ``path``; raises :class:`InvalidJobError`.
+
+    ``resume``: go on after the requests already stored (a read cut short by a crash).
+    """
     reader = _Reader(store=store, job_id=job_id, table=table, options=options, template=template)
     try:
         fh = path.open("rb")
     except OSError as exc:
         raise InputError(f"cannot read the job file {str(path)!r}: {exc.strerror}") from None
     with fh:
-        for raw in iter_lines(fh):
+        start = 0
+        if resume:
+            job = store.get(job_id)
+            start = reader.restore(fh, job.skipped, job.n_skipped)
+        if start == 0:
+            store.clear_requests(job_id)
+        fh.seek(start)
+        for raw in iter_lines(fh, offset=start, first_line=reader.line + 1):
             reader.feed(raw)
     reader.finish()
     problems = tuple(reader.problems)
-    valid = reader.added
     if reader.n_problems and not options.skip_invalid:
         raise InvalidJobError(problems, total=reader.n_problems, where=str(path))
-    if valid == 0:
+    n_requests, body_bytes, models = store.intake_totals(job_id)
+    if n_requests == 0:
         raise BatchError(
             f"{path}: no request to send"
             + (f" ({reader.n_problems} invalid lines skipped)" if reader.n_problems else "")
             + "; a job file has one JSON line per request"
         )
     return IntakeReport(
-        n_requests=valid,
+        n_requests=n_requests,
         skipped=problems,
         n_skipped=reader.n_problems,
-        body_bytes=reader.bytes,
-        models=dict(sorted(reader.models.items())),
+        body_bytes=body_bytes,
+        models=dict(sorted(models.items())),
     )

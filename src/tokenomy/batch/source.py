@@ -64,10 +64,12 @@ class LineError(InputError):
     """A line that cannot be turned into a request (the message says why)."""
 
 
-def iter_lines(fh: BinaryIO) -> Iterator[RawLine]:
-    """Every non-blank line of a binary stream, with its number and offset (bounded memory)."""
-    offset = 0
-    for number, raw in enumerate(fh, start=1):
+def iter_lines(fh: BinaryIO, *, offset: int = 0, first_line: int = 1) -> Iterator[RawLine]:
+    """Every non-blank line of a binary stream, with its number and offset (bounded memory).
+
+    ``offset`` / ``first_line``: where the stream is positioned (to go on from mid-file).
+    """
+    for number, raw in enumerate(fh, start=first_line):
         start = offset
         offset += len(raw)
         data = raw.rstrip(b"\r\n")

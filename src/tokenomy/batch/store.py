@@ -136,9 +136,15 @@ class JobStore:
     def create_job(self, values: Mapping[str, Any]) -> None:
         self._wrap(lambda conn: conn.execute(insert(batch_jobs).values(**values)))
 
-    def insert_requests(self, job_id: str, rows: Sequence[RequestRow]) -> None:
-        if not rows:
-            return
+    def insert_requests(
+        self,
+        job_id: str,
+        rows: Sequence[RequestRow],
+        *,
+        skipped: Sequence[Mapping[str, Any]] | None = None,
+        n_skipped: int | None = None,
+    ) -> None:
+        """Store read requests and, in the same transaction, the lines skipped so far."""
         payload = [
             {
                 "job_id": job_id,
@@ -147,7 +153,29 @@ class JobStore:
             }
             for r in rows
         ]
-        self._wrap(lambda conn: conn.execute(insert(batch_requests), payload))
+
+        def run(conn: Connection) -> None:
+            if payload:
+                conn.execute(insert(batch_requests), payload)
+            if skipped is not None:
+                conn.execute(
+                    update(batch_jobs)
+                    .where(batch_jobs.c.job_id == job_id)
+                    .values(skipped=list(skipped), n_skipped=n_skipped or 0)
+                )
+
+        self._wrap(run)
+
+    def intake_totals(self, job_id: str) -> tuple[int, int, dict[str, int]]:
+        """Requests stored for a job, their encoded bytes, and how many per model."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(batch_requests.c.model, func.count(), func.sum(batch_requests.c.body_bytes))
+                .where(batch_requests.c.job_id == job_id)
+                .group_by(batch_requests.c.model)
+            ).all()
+        models = {str(m): int(n) for m, n, _ in rows}
+        return sum(models.values()), sum(int(b or 0) for _, _, b in rows), models
 
     def delete_job(self, job_id: str) -> None:
         def run(conn: Connection) -> None:
