@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.batch.conftest import request
-from tokenomy.batch.validate import check_custom_id, check_params
+from tokenomy.batch.validate import KNOWN_PARAMS, check_custom_id, check_params
 from tokenomy.data import builtin_table
 
 TABLE = builtin_table()
@@ -77,3 +77,12 @@ def test_custom_id_follows_the_api_pattern(value: Any, ok: bool) -> None:
     assert (problem is None) is ok
     if not ok and value is not None:
         assert "^[a-zA-Z0-9_-]{1,64}$" in str(problem)
+
+
+def test_the_known_parameters_cover_the_installed_sdk() -> None:
+    from anthropic.types import message_create_params as stable
+    from anthropic.types.beta import message_create_params as beta
+
+    sdk = set(stable.MessageCreateParamsBase.__annotations__)
+    sdk |= set(beta.MessageCreateParamsBase.__annotations__)
+    assert sdk <= KNOWN_PARAMS, f"add {sorted(sdk - KNOWN_PARAMS)} to KNOWN_PARAMS"

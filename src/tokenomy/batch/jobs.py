@@ -54,8 +54,9 @@ OPEN_JOB_STATES: Final = frozenset({"validating", "submitting", "running", "canc
 # The API's limits per batch (reference §3.4).
 MAX_BATCH_REQUESTS: Final = 100_000
 MAX_BATCH_BYTES: Final = 256 * 1024 * 1024
-# The runner holds one batch body in memory while it uploads it: the default keeps it small.
-DEFAULT_BATCH_BYTES: Final = 64 * 1024 * 1024
+# The runner holds one batch body in memory while it uploads it (about three copies at the
+# peak: built, frozen, and the socket's send buffer): the default keeps it small.
+DEFAULT_BATCH_BYTES: Final = 32 * 1024 * 1024
 _JOB_PREFIX: Final = "job"
 
 

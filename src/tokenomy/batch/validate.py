@@ -11,7 +11,6 @@ leaves the rest (tool pairing, content rules) to the API, whose error comes back
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from tokenomy.data.table import ModelTable
 
 __all__ = [
     "CUSTOM_ID_RE",
+    "KNOWN_PARAMS",
     "LineProblem",
     "check_custom_id",
     "check_params",
@@ -38,24 +38,45 @@ _BATCH_FORBIDDEN: Final = (
     "context_hint",
     "research_preview_2026_02",
 )
-# Parameters the API knows: the installed SDK's create params (stable and beta), plus a few
-# sampling knobs older SDKs typed. A key outside them is refused by the API ("Extra inputs are
-# not permitted"), so it is refused here, naming the key.
-_LEGACY_PARAMS: Final = frozenset({"temperature", "top_p", "top_k", "output_format", "stream"})
-
-
-@functools.cache
-def _known_params() -> frozenset[str]:
-    # Imported on first use: the SDK's types take a second to import, and every CLI command
-    # imports this module.
-    from anthropic.types import message_create_params as stable
-    from anthropic.types.beta import message_create_params as beta
-
-    keys = set(stable.MessageCreateParamsBase.__annotations__)
-    keys |= set(beta.MessageCreateParamsBase.__annotations__)
-    return frozenset(keys | _LEGACY_PARAMS)
-
-
+# Parameters the API knows: the create params of the installed SDK (stable and beta; a test
+# keeps this list a superset of them) plus sampling knobs older SDKs typed. A key outside them
+# is refused by the API ("Extra inputs are not permitted"), so it is refused here, by name.
+# A list, not an import: the SDK's types cost a second and 40 MB, in every CLI command.
+KNOWN_PARAMS: Final = frozenset(
+    {
+        "betas",
+        "billing_policy",
+        "cache_control",
+        "compaction",
+        "container",
+        "context_management",
+        "diagnostics",
+        "fallback_credit_token",
+        "fallbacks",
+        "inference_geo",
+        "max_tokens",
+        "mcp_servers",
+        "messages",
+        "metadata",
+        "model",
+        "output_config",
+        "output_format",
+        "service_tier",
+        "speed",
+        "stop_sequences",
+        "stream",
+        "system",
+        "temperature",
+        "thinking",
+        "thread",
+        "tool_choice",
+        "tools",
+        "top_k",
+        "top_p",
+        "user_profile_id",
+        "workspace_id",
+    }
+)
 _ROLES: Final = frozenset({"user", "assistant"})
 
 
@@ -94,8 +115,7 @@ def check_params(params: Any, *, table: ModelTable) -> str | None:
     for key in _BATCH_FORBIDDEN:
         if key in params and not (key == "stream" and params[key] is False):
             return f"params.{key} is not allowed inside a Message Batch; remove it"
-    known = _known_params()
-    unknown = sorted(k for k in params if k not in known)
+    unknown = sorted(k for k in params if k not in KNOWN_PARAMS)
     if unknown:
         return f"params.{unknown[0]}: unknown Messages parameter; remove it or fix its name"
     model = params.get("model")

@@ -168,7 +168,7 @@ def submit_cmd(
         int | None, typer.Option(min=1, max=100_000, help="Requests per batch (API max 100,000).")
     ] = None,
     max_batch_bytes: Annotated[
-        int | None, typer.Option(help="Bytes per batch body (default 64 MiB; API max 256 MB).")
+        int | None, typer.Option(help="Bytes per batch body (default 32 MiB; API max 256 MB).")
     ] = None,
     max_attempts: Annotated[
         int, typer.Option(min=1, max=20, help="Attempts per request (errored/expired retried).")
