@@ -14,6 +14,7 @@ from tokenomy.cli import batch as _batch  # noqa: F401
 from tokenomy.cli import doctor as _doctor  # noqa: F401
 from tokenomy.cli import emulator as _emulator  # noqa: F401
 from tokenomy.cli import gateway as _gateway  # noqa: F401
+from tokenomy.cli import importer as _importer  # noqa: F401
 from tokenomy.cli import keys as _keys  # noqa: F401
 from tokenomy.cli import pricing as _pricing  # noqa: F401
 from tokenomy.cli import report as _report  # noqa: F401

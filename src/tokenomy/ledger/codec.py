@@ -125,6 +125,8 @@ def run_to_row(run: RunRecord) -> dict[str, Any]:
         "started_at": run.started_at,
         "ended_at": run.ended_at,
         "placeholder": False,
+        # Exact decimal string: one value per run, never summed in SQL.
+        "ideal_usd": None if run.ideal_usd is None else _exact_usd(run.ideal_usd, run.run_id),
     }
 
 
@@ -141,6 +143,7 @@ def placeholder_run_row(run_id: str, started_at: datetime) -> dict[str, Any]:
         "started_at": started_at,
         "ended_at": None,
         "placeholder": True,
+        "ideal_usd": None,
     }
 
 
@@ -155,7 +158,14 @@ def row_to_run(row: Mapping[Any, Any]) -> RunRecord:
         ended_at=row["ended_at"],
         external_id=row["external_id"],
         project=row["project"],
+        ideal_usd=None if row.get("ideal_usd") is None else Decimal(row["ideal_usd"]),
     )
+
+
+def _exact_usd(value: Decimal, run_id: str) -> str:
+    if not isinstance(value, Decimal) or not value.is_finite():
+        raise LedgerError(f"run {run_id!r} ideal_usd must be a finite Decimal, got {value!r}")
+    return str(value)
 
 
 def event_to_row(event: RunEvent) -> dict[str, Any]:

@@ -29,11 +29,22 @@ from sqlalchemy import (
 
 from tokenomy.core.records import CallRecord
 
-from .codec import from_pusd, row_to_call
-from .schema import calls, runs
+from .codec import RunEvent, from_pusd, row_to_call
+from .schema import calls, events, runs
 from .store import Ledger
 
-__all__ = ["RunSummary", "get_run", "list_runs", "run_calls"]
+__all__ = [
+    "CallAggregate",
+    "RunNode",
+    "RunSummary",
+    "call_aggregates",
+    "calls_of_runs",
+    "get_run",
+    "list_runs",
+    "run_calls",
+    "run_events",
+    "run_nodes",
+]
 
 _CHUNK = 500  # ids per IN (…) list: far below every backend's bind-parameter limit
 
@@ -65,6 +76,9 @@ class RunSummary:
     cost_usd: Decimal = Decimal(0)
     subagent_runs: int = 0
     subagent_usd: Decimal = Decimal(0)
+    # The ideal cost stored with the run, when known: the run tree's on a root the pipeline
+    # metered (its sub-agents then have none), the run's own on an imported transcript.
+    ideal_usd: Decimal | None = None
 
     @property
     def cache_write_tokens(self) -> int:
@@ -224,6 +238,7 @@ def _summaries(conn: Connection, rows: Sequence[Mapping[Any, Any]]) -> tuple[Run
                 cost_usd=from_pusd(int(r["cost_pusd"])) + own_fix,
                 subagent_runs=sub_runs,
                 subagent_usd=from_pusd(sub_pusd) + sub_fix,
+                ideal_usd=None if r["ideal_usd"] is None else Decimal(r["ideal_usd"]),
             )
         )
     return tuple(out)
@@ -290,3 +305,285 @@ def _exact_corrections(conn: Connection, roots: set[str]) -> dict[str, tuple[Dec
 def _chunks(ids: Sequence[str]) -> Iterable[list[str]]:
     for i in range(0, len(ids), _CHUNK):
         yield list(ids[i : i + _CHUNK])
+
+
+# ---------------------------------------------------------------------- usage analysis
+
+
+@dataclass(frozen=True, slots=True)
+class CallAggregate:
+    """Calls of one run, one model and one UTC day, summed. Money exact ``Decimal`` USD.
+
+    The finest grain the usage reports need (``tokenomy.analysis.reports`` groups these by
+    day, week, month, session, run, model or project). Segment sums cover the calls that have
+    segments; ``segmented_calls`` says how many.
+    """
+
+    run_id: str
+    model: str
+    day: str  # YYYY-MM-DD, UTC
+    calls: int
+    error_calls: int
+    unpriced_calls: int
+    segmented_calls: int
+    input_tokens: int
+    cache_write_5m_tokens: int
+    cache_write_1h_tokens: int
+    cache_read_tokens: int
+    output_tokens: int
+    cost_usd: Decimal
+    write_5m_usd: Decimal
+    write_1h_usd: Decimal
+    read_usd: Decimal
+    prefix_tokens: int
+    history_tokens: int
+    new_tokens: int
+    prefix_usd: Decimal
+    history_usd: Decimal
+    new_usd: Decimal
+    output_usd: Decimal
+    first_at: datetime
+    last_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RunNode:
+    """A run's place in the tree, for grouping: its parent, project and stored ideal."""
+
+    run_id: str
+    parent_run_id: str | None
+    name: str
+    source: str
+    project: str | None
+    started_at: datetime
+    ended_at: datetime | None
+    ideal_usd: Decimal | None
+
+
+def _day(dialect: str) -> Any:
+    if dialect == "postgresql":
+        return func.to_char(func.timezone("UTC", calls.c.started_at), "YYYY-MM-DD")
+    # SQLite keeps UTC wall time as ISO text: its first ten characters are the date.
+    return func.substr(calls.c.started_at, 1, 10)
+
+
+def call_aggregates(
+    ledger: Ledger,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    run_ids: Sequence[str] | None = None,
+) -> tuple[CallAggregate, ...]:
+    """Calls started in ``[since, until)`` summed per (run, model, UTC day), in SQL."""
+    c = calls.c
+    day = _day(ledger.backend).label("day")
+    model = func.coalesce(c.model_used, c.model_requested).label("model")
+
+    def total(col: Any) -> Any:
+        return func.coalesce(func.sum(col), 0)
+
+    def seg(col: Any) -> Any:
+        return func.coalesce(func.sum(case((c.seg_tools_tokens.is_not(None), col), else_=0)), 0)
+
+    stmt = select(
+        c.run_id,
+        model,
+        day,
+        func.count().label("calls"),
+        total(case((c.status != "ok", 1), else_=0)).label("error_calls"),
+        total(case((c.unpriced_reason.is_not(None), 1), else_=0)).label("unpriced_calls"),
+        total(case((c.seg_tools_tokens.is_not(None), 1), else_=0)).label("segmented_calls"),
+        total(case((c.money_exact.is_not(None), 1), else_=0)).label("inexact_calls"),
+        total(c.input_tokens).label("input_tokens"),
+        total(c.cache_write_5m_tokens).label("cache_write_5m_tokens"),
+        total(c.cache_write_1h_tokens).label("cache_write_1h_tokens"),
+        total(c.cache_read_tokens).label("cache_read_tokens"),
+        total(c.output_tokens).label("output_tokens"),
+        total(c.cost_total_pusd).label("cost_pusd"),
+        total(c.cost_cache_write_5m_pusd).label("w5_pusd"),
+        total(c.cost_cache_write_1h_pusd).label("w1_pusd"),
+        total(c.cost_cache_read_pusd).label("read_pusd"),
+        seg(c.seg_tools_tokens + c.seg_system_tokens).label("prefix_tokens"),
+        seg(c.seg_history_tokens).label("history_tokens"),
+        seg(c.seg_new_tokens).label("new_tokens"),
+        total(c.seg_tools_pusd + c.seg_system_pusd).label("prefix_pusd"),
+        total(c.seg_history_pusd).label("history_pusd"),
+        total(c.seg_new_pusd).label("new_pusd"),
+        total(c.seg_output_pusd).label("output_pusd"),
+        func.min(c.started_at).label("first_at"),
+        func.max(c.started_at).label("last_at"),
+    ).group_by(c.run_id, model, day)
+    if since is not None:
+        stmt = stmt.where(c.started_at >= since)
+    if until is not None:
+        stmt = stmt.where(c.started_at < until)
+    out: list[CallAggregate] = []
+    with ledger.read() as conn:
+        for chunk in _chunks(list(run_ids)) if run_ids is not None else [None]:
+            q = stmt if chunk is None else stmt.where(c.run_id.in_(chunk))
+            rows = conn.execute(q).mappings().all()
+            inexact = [r for r in rows if r["inexact_calls"]]
+            fixes = _inexact_fixes(conn, inexact, since=since, until=until) if inexact else {}
+            for r in rows:
+                fix = fixes.get((r["run_id"], r["model"], r["day"]), {})
+                usd = _Money(r, fix)
+                first_at, last_at = r["first_at"], r["last_at"]
+                out.append(
+                    CallAggregate(
+                        run_id=r["run_id"],
+                        model=r["model"],
+                        day=str(r["day"]),
+                        calls=int(r["calls"]),
+                        error_calls=int(r["error_calls"]),
+                        unpriced_calls=int(r["unpriced_calls"]),
+                        segmented_calls=int(r["segmented_calls"]),
+                        input_tokens=int(r["input_tokens"]),
+                        cache_write_5m_tokens=int(r["cache_write_5m_tokens"]),
+                        cache_write_1h_tokens=int(r["cache_write_1h_tokens"]),
+                        cache_read_tokens=int(r["cache_read_tokens"]),
+                        output_tokens=int(r["output_tokens"]),
+                        cost_usd=usd("cost_pusd", "cost_total_pusd"),
+                        write_5m_usd=usd("w5_pusd", "cost_cache_write_5m_pusd"),
+                        write_1h_usd=usd("w1_pusd", "cost_cache_write_1h_pusd"),
+                        read_usd=usd("read_pusd", "cost_cache_read_pusd"),
+                        prefix_tokens=int(r["prefix_tokens"]),
+                        history_tokens=int(r["history_tokens"]),
+                        new_tokens=int(r["new_tokens"]),
+                        prefix_usd=usd("prefix_pusd", "seg_prefix"),
+                        history_usd=usd("history_pusd", "seg_history_pusd"),
+                        new_usd=usd("new_pusd", "seg_new_pusd"),
+                        output_usd=usd("output_pusd", "seg_output_pusd"),
+                        first_at=_aware(first_at),
+                        last_at=_aware(last_at),
+                    )
+                )
+    return tuple(out)
+
+
+class _Money:
+    """Summed pico-dollars of a row as exact USD, corrected by the group's exact remainders."""
+
+    def __init__(self, row: Mapping[Any, Any], fix: Mapping[str, Decimal]) -> None:
+        self.row, self.fix = row, fix
+
+    def __call__(self, col: str, key: str) -> Decimal:
+        return from_pusd(int(self.row[col])) + self.fix.get(key, Decimal(0))
+
+
+def _aware(value: Any) -> datetime:
+    """A MIN/MAX over a timestamp column comes back as text on SQLite: parse it, as UTC."""
+    from datetime import UTC
+
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+_FIX_COLUMNS = (
+    "cost_total_pusd",
+    "cost_cache_write_5m_pusd",
+    "cost_cache_write_1h_pusd",
+    "cost_cache_read_pusd",
+    "seg_history_pusd",
+    "seg_new_pusd",
+    "seg_output_pusd",
+)
+
+
+def _inexact_fixes(
+    conn: Connection,
+    rows: Sequence[Mapping[Any, Any]],
+    *,
+    since: datetime | None,
+    until: datetime | None,
+) -> dict[tuple[str, str, str], dict[str, Decimal]]:
+    """Per group: exact money minus the stored whole pico-dollars (rare; see the codec)."""
+    c = calls.c
+    ids = sorted({r["run_id"] for r in rows})
+    stmt = select(calls).where(c.money_exact.is_not(None))
+    if since is not None:
+        stmt = stmt.where(c.started_at >= since)
+    if until is not None:
+        stmt = stmt.where(c.started_at < until)
+    out: dict[tuple[str, str, str], dict[str, Decimal]] = {}
+    for chunk in _chunks(ids):
+        for r in conn.execute(stmt.where(c.run_id.in_(chunk))).mappings():
+            model = r["model_used"] or r["model_requested"]
+            key = (r["run_id"], model, r["started_at"].strftime("%Y-%m-%d"))
+            fix = out.setdefault(key, {})
+            exact = r["money_exact"] or {}
+            for col in (*_FIX_COLUMNS, "seg_tools_pusd", "seg_system_pusd"):
+                if col in exact and r[col] is not None:
+                    d = Decimal(exact[col]) - from_pusd(int(r[col]))
+                    name = "seg_prefix" if col in ("seg_tools_pusd", "seg_system_pusd") else col
+                    fix[name] = fix.get(name, Decimal(0)) + d
+    return out
+
+
+def run_nodes(ledger: Ledger, *, run_ids: Sequence[str] | None = None) -> dict[str, RunNode]:
+    """Every run (or the given ones) with its parent, project and stored ideal cost."""
+    r = runs.c
+    stmt = select(
+        r.run_id,
+        r.parent_run_id,
+        r.name,
+        r.source,
+        r.project,
+        r.started_at,
+        r.ended_at,
+        r.ideal_usd,
+    )
+    out: dict[str, RunNode] = {}
+    with ledger.read() as conn:
+        for chunk in _chunks(list(run_ids)) if run_ids is not None else [None]:
+            q = stmt if chunk is None else stmt.where(r.run_id.in_(chunk))
+            for row in conn.execute(q).mappings():
+                out[row["run_id"]] = RunNode(
+                    run_id=row["run_id"],
+                    parent_run_id=row["parent_run_id"],
+                    name=row["name"],
+                    source=row["source"],
+                    project=row["project"],
+                    started_at=row["started_at"],
+                    ended_at=row["ended_at"],
+                    ideal_usd=None if row["ideal_usd"] is None else Decimal(row["ideal_usd"]),
+                )
+    return out
+
+
+def run_events(ledger: Ledger, run_ids: Sequence[str]) -> tuple[RunEvent, ...]:
+    """Events (compactions, …) of these runs, oldest first."""
+    e = events.c
+    out: list[RunEvent] = []
+    with ledger.read() as conn:
+        for chunk in _chunks(list(run_ids)):
+            stmt = select(events).where(e.run_id.in_(chunk)).order_by(e.at, e.event_id)
+            for row in conn.execute(stmt).mappings():
+                out.append(
+                    RunEvent(run_id=row["run_id"], at=row["at"], kind=row["kind"], data=row["data"])
+                )
+    out.sort(key=lambda ev: ev.at)
+    return tuple(out)
+
+
+def calls_of_runs(
+    ledger: Ledger,
+    run_ids: Sequence[str],
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> tuple[CallRecord, ...]:
+    """Every call of these runs, ordered by run, then ``seq`` and start time."""
+    c = calls.c
+    out: list[CallRecord] = []
+    with ledger.read() as conn:
+        for chunk in _chunks(list(run_ids)):
+            stmt = select(calls).where(c.run_id.in_(chunk))
+            if since is not None:
+                stmt = stmt.where(c.started_at >= since)
+            if until is not None:
+                stmt = stmt.where(c.started_at < until)
+            stmt = stmt.order_by(c.run_id, c.seq, c.started_at, c.call_id)
+            out.extend(row_to_call(r) for r in conn.execute(stmt).mappings())
+    return tuple(out)

@@ -29,6 +29,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -46,6 +47,7 @@ __all__ = [
     "batch_requests",
     "calls",
     "events",
+    "import_files",
     "meta",
     "metadata",
     "runs",
@@ -53,7 +55,7 @@ __all__ = [
 
 # The newest migration this version knows. A database stamped with anything else that this
 # version's migrations do not know was written by a newer tokenomy.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 
 # Stable constraint names so that later migrations can refer to them on every backend.
 metadata = MetaData(
@@ -114,6 +116,9 @@ runs = Table(
     Column("ended_at", UTCDateTime, nullable=True),
     # True for a stand-in row the writer made for a call whose run was never recorded.
     Column("placeholder", Boolean, nullable=False),
+    # The run's ideal cost (lower bound for caching without changing content), exact decimal
+    # string; NULL when unknown (migration 0003).
+    Column("ideal_usd", String(64), nullable=True),
     Index(None, "parent_run_id"),
     Index(None, "started_at"),
     Index(None, "source", "external_id"),
@@ -222,6 +227,7 @@ calls = Table(
     Column("api_key_fingerprint", String(64), nullable=True),
     Index(None, "run_id", "seq"),
     Index(None, "started_at"),
+    Index(None, "message_id"),
 )
 
 events = Table(
@@ -233,6 +239,29 @@ events = Table(
     Column("kind", String(60), nullable=False),
     Column("data", JSON, nullable=False),
     Index(None, "run_id", "at"),
+)
+
+# Transcript files imported by `tokenomy import` (migration 0003, docs/design/analysis.md):
+# the file's identity and how far it has been read, so a second import reads only the bytes
+# appended since; `state` is the importer's per-file state, `replay` its compressed request
+# replay state (Claude Code 2.1.330+ api-request lines).
+import_files = Table(
+    "import_files",
+    metadata,
+    Column("path", String(1024), primary_key=True),
+    Column("source", String(40), nullable=False),
+    Column("device", BigInteger, nullable=False),
+    Column("inode", BigInteger, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("mtime_ns", BigInteger, nullable=False),
+    Column("head_hash", String(64), nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("lines", BigInteger, nullable=False),
+    Column("bad_lines", BigInteger, nullable=False),
+    Column("run_id", String(200), nullable=True),
+    Column("state", JSON, nullable=False),
+    Column("replay", LargeBinary, nullable=True),
+    Column("imported_at", UTCDateTime, nullable=False),
 )
 
 meta = Table(

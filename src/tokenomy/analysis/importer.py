@@ -1,0 +1,416 @@
+"""``tokenomy import claude-code``: Claude Code transcripts into the ledger, incrementally.
+
+Each session file becomes a run (``source="claude-code"``), each sub-agent file a child run,
+each API response a call; compaction points become run events. The per-file work is in
+:mod:`tokenomy.analysis.filereader`; this module finds the files, decides where to start
+reading each (its saved offset, or 0 when the file was rotated or rewritten), drops what is
+counted twice across files, and writes everything — rows and offsets together — in one
+transaction per batch, so an interrupted import resumes where it stopped.
+
+Counted twice, and dropped (``docs/design/analysis.md``):
+
+- the same ``message.id`` + ``requestId`` anywhere (a forked or resumed session copies earlier
+  responses into its new file): the most complete usage is kept;
+- a sidechain line that replays a main-conversation message (same message id in the same
+  session, a new request id): the main line is kept, the replay dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from tokenomy.analysis.filereader import FileResult, FileState, _Pricer, read_file
+from tokenomy.analysis.transcripts import FileIdentity, TranscriptFile, discover, file_identity
+from tokenomy.core.pricing import CostBreakdown, Unpriced
+from tokenomy.core.records import CallRecord
+from tokenomy.data.table import ModelTable
+from tokenomy.ledger import Ledger
+from tokenomy.ledger.codec import call_to_row, event_to_row, run_to_row
+from tokenomy.ledger.schema import calls, events, import_files, runs
+
+__all__ = ["ImportSummary", "SkippedLine", "import_claude_code"]
+
+_FLUSH_ROWS = 4_000  # rows per transaction on a big first import
+_CHUNK = 500
+_EXAMPLES = 20
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedLine:
+    """A line that was not imported, with where it is and why."""
+
+    path: str
+    line: int
+    reason: str
+
+
+@dataclass(slots=True)
+class ImportSummary:
+    """What an import did; every skipped thing is counted, the first few listed."""
+
+    roots: tuple[str, ...] = ()
+    missing_roots: tuple[str, ...] = ()
+    files: int = 0
+    files_read: int = 0
+    files_unchanged: int = 0
+    files_reread: int = 0
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    bytes_read: int = 0
+    lines_read: int = 0
+    calls: int = 0
+    calls_updated: int = 0
+    duplicates: int = 0
+    sidechain_replays: int = 0
+    synthetic: int = 0
+    events: int = 0
+    runs: int = 0
+    bad_lines: int = 0
+    bad_examples: list[SkippedLine] = field(default_factory=list)
+    pending_tails: int = 0
+    unknown_models: dict[str, int] = field(default_factory=dict)
+    cost_usd: Decimal = Decimal(0)
+    elapsed_s: float = 0.0
+
+    @property
+    def useful(self) -> bool:
+        """Something was imported, or everything found had been imported already."""
+        return (
+            self.calls > 0
+            or self.calls_updated > 0
+            or self.files_unchanged > 0
+            or (self.files_read > 0 and not self.unreadable)
+        )
+
+
+@dataclass(slots=True)
+class _Known:
+    total: int
+    sidechain: bool
+    message_key: tuple[str, str] | None  # (session, message id)
+
+
+class _Batch:
+    """Rows waiting for one transaction."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, dict[str, Any]] = {}
+        self.calls: dict[str, dict[str, Any]] = {}
+        self.events: list[dict[str, Any]] = []
+        self.files: dict[str, dict[str, Any]] = {}
+        self.delete_calls: set[str] = set()
+        self.reset_runs: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self.calls) + len(self.events) + len(self.runs)
+
+
+def import_claude_code(
+    ledger: Ledger,
+    roots: Sequence[Path],
+    *,
+    table: ModelTable,
+    now: datetime,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> ImportSummary:
+    """Import every transcript under ``roots``; what was read before is not read again."""
+    started = time.perf_counter()
+    summary = ImportSummary(roots=tuple(str(r) for r in roots))
+    files, missing = discover(roots)
+    summary.missing_roots = tuple(str(m) for m in missing)
+    summary.files = len(files)
+    importer = _Importer(ledger, table, summary, now)
+    importer.load_states(files)
+    for i, tf in enumerate(files):
+        importer.one(tf)
+        if progress is not None:
+            progress(i + 1, len(files), tf.path.name)
+    importer.flush()
+    summary.elapsed_s = time.perf_counter() - started
+    return summary
+
+
+class _Importer:
+    def __init__(self, ledger: Ledger, table: ModelTable, summary: ImportSummary, now: datetime):
+        self.ledger = ledger
+        self.table = table
+        self.summary = summary
+        self.now = now
+        self.pricer = _Pricer(table)
+        self.states: dict[str, Mapping[str, Any]] = {}
+        self.known: dict[str, _Known] = {}
+        # (session, message id) -> call ids of the main conversation / of sidechains
+        self.main_msgs: dict[tuple[str, str], str] = {}
+        self.side_msgs: dict[tuple[str, str], list[str]] = {}
+        self.batch = _Batch()
+        self.incremental = False
+        insert = postgresql.insert if ledger.backend == "postgresql" else sqlite.insert
+        self._insert = insert
+
+    # ------------------------------------------------------------------ state
+
+    def load_states(self, files: Sequence[TranscriptFile]) -> None:
+        wanted = [str(f.path) for f in files]
+        with self.ledger.read() as conn:
+            for chunk in _chunks(wanted):
+                for r in conn.execute(
+                    select(import_files).where(import_files.c.path.in_(chunk))
+                ).mappings():
+                    self.states[r["path"]] = dict(r)
+            # Dedupe against earlier imports only when there were any: a first import of a
+            # big corpus then never queries the ledger per file.
+            n = conn.execute(
+                select(func.count()).select_from(runs).where(runs.c.source == "claude-code")
+            ).scalar_one()
+        self.incremental = bool(n)
+
+    # ------------------------------------------------------------------ one file
+
+    def one(self, tf: TranscriptFile) -> None:
+        s = self.summary
+        key = str(tf.path)
+        try:
+            ident = file_identity(tf.path)
+        except OSError as exc:
+            s.unreadable.append((key, exc.strerror or str(exc)))
+            return
+        prev = self.states.get(key)
+        offset, first_line, state, replay = 0, 0, FileState(), None
+        if prev is not None:
+            same = (
+                prev["device"] == ident.device
+                and prev["inode"] == ident.inode
+                and ident.size >= prev["offset"]
+                and (prev["head_hash"] == ident.head_hash or prev["offset"] < 4096)
+            )
+            if same and ident.size == prev["size"] and ident.mtime_ns == prev["mtime_ns"]:
+                s.files_unchanged += 1
+                return
+            if same:
+                offset, first_line = int(prev["offset"]), int(prev["lines"])
+                state = FileState.from_json(prev["state"] or {})
+                replay = prev["replay"]
+            else:
+                # Rotated or rewritten: forget what came from it and read it again.
+                s.files_reread += 1
+                old = FileState.from_json(prev["state"] or {})
+                for run_id in [old.run_id, *old.children]:
+                    if run_id:
+                        self.batch.reset_runs.add(run_id)
+        try:
+            result = read_file(
+                tf,
+                offset=offset,
+                first_line=first_line,
+                state=state,
+                replay_blob=replay,
+                table=self.table,
+                pricer=self.pricer,
+            )
+        except OSError as exc:
+            s.unreadable.append((key, exc.strerror or str(exc)))
+            return
+        s.files_read += 1
+        s.bytes_read += result.bytes_read
+        s.lines_read += result.lines - first_line
+        s.synthetic += result.synthetic
+        s.duplicates += result.folded
+        s.pending_tails += int(result.pending_tail)
+        s.bad_lines += len(result.bad)
+        for line, reason in result.bad:
+            if len(s.bad_examples) < _EXAMPLES:
+                s.bad_examples.append(SkippedLine(key, line, reason))
+        self.take(tf, result, ident)
+
+    def take(self, tf: TranscriptFile, result: FileResult, ident: FileIdentity) -> None:
+        b = self.batch
+        session = result.state.session_id or tf.session_id or ""
+        if self.incremental:
+            self._lookup(result.calls, session)
+        for record, total, sidechain, line_session in result.calls:
+            self._call(record, total, sidechain, line_session or session)
+        for run in result.runs:
+            b.runs[run.run_id] = run_to_row(run)
+        for ev in result.events:
+            b.events.append(event_to_row(ev))
+        self.summary.events += len(result.events)
+        b.files[str(tf.path)] = {
+            "path": str(tf.path),
+            "source": "claude-code",
+            "device": ident.device,
+            "inode": ident.inode,
+            "size": ident.size,
+            "mtime_ns": ident.mtime_ns,
+            "head_hash": ident.head_hash,
+            "offset": result.offset,
+            "lines": result.lines,
+            "bad_lines": len(result.bad),
+            "run_id": result.state.run_id,
+            "state": result.state.to_json(),
+            "replay": result.replay_blob,
+            "imported_at": self.now,
+        }
+        if len(b) >= _FLUSH_ROWS:
+            self.flush()
+
+    def _call(self, record: CallRecord, total: int, sidechain: bool, session: str) -> None:
+        s, b = self.summary, self.batch
+        cid = record.call_id
+        mkey = (session, record.message_id) if record.message_id else None
+        if sidechain and mkey is not None:
+            main = self.main_msgs.get(mkey)
+            if main is not None and main != cid:
+                s.sidechain_replays += 1
+                return
+        known = self.known.get(cid)
+        if known is not None:
+            if known.sidechain and not sidechain:
+                pass  # the main line wins over a replayed copy
+            elif total <= known.total:
+                s.duplicates += 1
+                return
+            s.calls_updated += 1
+        else:
+            s.calls += 1
+        if not sidechain and mkey is not None:
+            self.main_msgs[mkey] = cid
+            for other in self.side_msgs.pop(mkey, []):
+                if other != cid:
+                    b.delete_calls.add(other)
+                    b.calls.pop(other, None)
+                    self.known.pop(other, None)
+                    s.sidechain_replays += 1
+                    s.calls -= 1
+        elif sidechain and mkey is not None:
+            self.side_msgs.setdefault(mkey, []).append(cid)
+        self.known[cid] = _Known(total, sidechain, mkey)
+        b.calls[cid] = call_to_row(record)
+        b.delete_calls.discard(cid)
+        if isinstance(record.cost, CostBreakdown):
+            s.cost_usd += record.cost.total_usd
+        elif isinstance(record.cost, Unpriced):
+            s.unknown_models[record.cost.model] = s.unknown_models.get(record.cost.model, 0) + 1
+
+    def _lookup(
+        self, found: Iterable[tuple[CallRecord, int, bool, str | None]], session: str
+    ) -> None:
+        """Load what earlier imports stored for these calls and their message ids."""
+        ids = [r.call_id for r, *_ in found if r.call_id not in self.known]
+        msg_ids = sorted({r.message_id for r, *_ in found if r.message_id})
+        if not ids and not msg_ids:
+            return
+        c = calls.c
+        cols = (
+            c.call_id,
+            c.run_id,
+            c.message_id,
+            c.input_tokens,
+            c.output_tokens,
+            c.cache_read_tokens,
+            c.cache_write_5m_tokens,
+            c.cache_write_1h_tokens,
+            c.decisions,
+        )
+        rows: list[Mapping[Any, Any]] = []
+        with self.ledger.read() as conn:
+            for chunk in _chunks(msg_ids):
+                rows.extend(conn.execute(select(*cols).where(c.message_id.in_(chunk))).mappings())
+            for chunk in _chunks(ids):
+                rows.extend(conn.execute(select(*cols).where(c.call_id.in_(chunk))).mappings())
+        for r in rows:
+            if r["call_id"] in self.known:
+                continue
+            t = (r["decisions"] or {}).get("transcript") or {}
+            side = bool(t.get("sidechain"))
+            total = sum(
+                int(r[k] or 0)
+                for k in (
+                    "input_tokens",
+                    "output_tokens",
+                    "cache_read_tokens",
+                    "cache_write_5m_tokens",
+                    "cache_write_1h_tokens",
+                )
+            )
+            mkey = (session, r["message_id"]) if r["message_id"] else None
+            self.known[r["call_id"]] = _Known(total, side, mkey)
+            if mkey is not None:
+                if side:
+                    self.side_msgs.setdefault(mkey, []).append(r["call_id"])
+                else:
+                    self.main_msgs.setdefault(mkey, r["call_id"])
+
+    # ------------------------------------------------------------------ writing
+
+    def flush(self) -> None:
+        b = self.batch
+        if not (b.calls or b.runs or b.events or b.files or b.delete_calls or b.reset_runs):
+            return
+        engine = self.ledger.engine.execution_options(sqlite_begin="IMMEDIATE")
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from tokenomy.ledger.engine import ledger_error
+
+        try:
+            with engine.begin() as conn:
+                self._write(conn, b)
+        except SQLAlchemyError as exc:
+            raise ledger_error(exc, self.ledger.target) from None
+        self.summary.runs += len(b.runs)
+        self.batch = _Batch()
+
+    def _write(self, conn: Connection, b: _Batch) -> None:
+        if b.reset_runs:
+            ids = sorted(b.reset_runs)
+            for chunk in _chunks(ids):
+                conn.execute(delete(calls).where(calls.c.run_id.in_(chunk)))
+                conn.execute(delete(events).where(events.c.run_id.in_(chunk)))
+        if b.runs:
+            conn.execute(self._upsert(runs, "run_id"), list(b.runs.values()))
+        # Calls may name a run recorded in a later batch (a sub-agent before its session is
+        # impossible here, but a sidechain child of a file read in two batches is not).
+        needed = {r["run_id"] for r in b.calls.values()} | {e["run_id"] for e in b.events}
+        missing = needed - set(b.runs)
+        if missing:
+            self._placeholders(conn, missing)
+        if b.delete_calls:
+            for chunk in _chunks(sorted(b.delete_calls)):
+                conn.execute(delete(calls).where(calls.c.call_id.in_(chunk)))
+        if b.calls:
+            conn.execute(self._upsert(calls, "call_id"), list(b.calls.values()))
+        if b.events:
+            conn.execute(events.insert(), b.events)
+        if b.files:
+            conn.execute(self._upsert(import_files, "path"), list(b.files.values()))
+
+    def _placeholders(self, conn: Connection, ids: set[str]) -> None:
+        from tokenomy.ledger.codec import placeholder_run_row
+
+        present: set[str] = set()
+        for chunk in _chunks(sorted(ids)):
+            present |= set(
+                conn.execute(select(runs.c.run_id).where(runs.c.run_id.in_(chunk))).scalars()
+            )
+        rows = [placeholder_run_row(i, self.now) for i in sorted(ids - present)]
+        if rows:
+            conn.execute(self._insert(runs).on_conflict_do_nothing(), rows)
+
+    def _upsert(self, table: Any, key: str) -> Any:
+        stmt = self._insert(table)
+        return stmt.on_conflict_do_update(
+            index_elements=[key],
+            set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name != key},
+        )
+
+
+def _chunks(ids: Sequence[str]) -> Iterable[list[str]]:
+    for i in range(0, len(ids), _CHUNK):
+        yield list(ids[i : i + _CHUNK])
