@@ -166,6 +166,35 @@ class JobStore:
 
         self._wrap(run)
 
+    def custom_ids(self, job_id: str) -> Iterator[tuple[str, int]]:
+        """``(custom_id, line)`` of every stored request (two columns: cheap to read)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(batch_requests.c.custom_id, batch_requests.c.line).where(
+                    batch_requests.c.job_id == job_id
+                )
+            ).all()
+        for cid, line in rows:
+            yield str(cid), int(line)
+
+    def edge_requests(self, job_id: str, *, n: int) -> list[RequestRow]:
+        """The first and the last ``n`` stored requests, in seq order (no row twice)."""
+        with self._read() as conn:
+            first = conn.execute(
+                select(batch_requests)
+                .where(batch_requests.c.job_id == job_id)
+                .order_by(batch_requests.c.seq)
+                .limit(n)
+            ).all()
+            last = conn.execute(
+                select(batch_requests)
+                .where(batch_requests.c.job_id == job_id)
+                .order_by(batch_requests.c.seq.desc())
+                .limit(n)
+            ).all()
+        rows = {r._mapping["seq"]: _request(r._mapping) for r in [*first, *last]}
+        return [rows[k] for k in sorted(rows)]
+
     def intake_totals(self, job_id: str) -> tuple[int, int, dict[str, int]]:
         """Requests stored for a job, their encoded bytes, and how many per model."""
         with self._read() as conn:
