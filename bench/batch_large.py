@@ -163,7 +163,8 @@ async def interactive_sample(n: int) -> dict[str, Any]:
 
 
 def crash_run(workdir: Path, source: Path, *, kills: int, seed: int, clean_s: float) -> Any:
-    spread = max(1.0, 2 * clean_s / kills)
+    # Kill points spread so that all rounds land before the job could end on its own.
+    spread = max(1.0, 1.2 * clean_s / kills)
     with serve_app(batch_timing=TIMING) as server:
         return crash_job(
             server=server,

@@ -218,3 +218,26 @@ async def test_a_read_cut_short_goes_on_from_the_last_stored_row(rig: Rig, tmp_p
     assert again == full  # same rows, same planning hints, same sizes
     assert status.n_requests == 4500 and status.n_skipped == 1
     assert status.skipped[0]["line"] == 4501
+
+
+def test_a_sigkilled_holder_is_dead_even_before_it_is_reaped() -> None:
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    owner = f"{os.uname().nodename}:{proc.pid}:x"
+    try:
+        assert not owner_is_dead(owner)
+        proc.send_signal(signal.SIGKILL)
+        # not waited for yet: a zombie until its parent (this test) reaps it
+        import time
+
+        deadline = time.monotonic() + 10
+        while not owner_is_dead(owner):
+            assert time.monotonic() < deadline, "the killed process still looks alive"
+            time.sleep(0.01)
+    finally:
+        proc.wait()
+    assert owner_is_dead(owner)
+    assert not owner_is_dead(f"some-other-host:{proc.pid}:x")  # another host: cannot tell

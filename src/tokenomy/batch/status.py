@@ -75,6 +75,9 @@ class JobStatus:
     skipped: tuple[Mapping[str, Any], ...]
     requests: Mapping[str, int]
     retried_requests: int
+    # Requests sent with no cache breakpoint: nothing shared, or a shared prefix shorter than
+    # the model's minimum cacheable length.
+    unmarked_requests: int
     chunks: tuple[ChunkReport, ...]
     tally: Tally
     cost_usd: Decimal
@@ -127,6 +130,7 @@ class JobStatus:
             "ended_at": self.ended_at.isoformat() if self.ended_at else None,
             "requests": {"total": self.n_requests, **self.requests},
             "retried_requests": self.retried_requests,
+            "requests_without_breakpoint": self.unmarked_requests,
             "skipped": {"count": self.n_skipped, "lines": list(self.skipped)},
             "tokens": {
                 "input": t.input_tokens,
@@ -219,6 +223,7 @@ def job_status(store: JobStore, job: JobRow, *, now: datetime) -> JobStatus:
         skipped=job.skipped,
         requests=counts,
         retried_requests=store.retried_requests(job.job_id),
+        unmarked_requests=store.unmarked_requests(job.job_id),
         chunks=tuple(reports),
         tally=total,
         cost_usd=cost,

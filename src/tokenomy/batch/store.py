@@ -14,6 +14,7 @@ import secrets
 import socket
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, get_args
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
@@ -86,6 +87,16 @@ def lease_owner_id() -> str:
 
 
 def _pid_alive(pid: int) -> bool:
+    if Path("/proc/self/stat").exists():
+        # A SIGKILLed process stays a zombie until its parent reaps it: dead all the same.
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except FileNotFoundError:
+            return False
+        except OSError:
+            pass
+        else:
+            return stat.rpartition(")")[2].split()[:1] != ["Z"]
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -309,6 +320,16 @@ class JobStore:
         counts = dict.fromkeys(get_args(RequestState), 0)
         counts.update({state: int(n) for state, n in rows})
         return counts
+
+    def unmarked_requests(self, job_id: str) -> int:
+        """Requests sent without any cache breakpoint (nothing shared, or below the minimum)."""
+        with self._read() as conn:
+            n = conn.execute(
+                select(func.count()).where(
+                    and_(batch_requests.c.job_id == job_id, batch_requests.c.breakpoints == "")
+                )
+            ).scalar_one()
+        return int(n)
 
     def retried_requests(self, job_id: str) -> int:
         """Requests that needed more than one attempt."""

@@ -97,6 +97,11 @@ def _show(s: JobStatus, *, json: bool, chunks: bool = True) -> None:
         "saving": _render.usd(s.saving_usd, places=6) + saving,
         "cache hit rate": _pct(s.cache_hit_rate) or "n/a",
     }
+    if s.unmarked_requests:
+        rows["not cached"] = (
+            f"{s.unmarked_requests:,} request(s) carry no cache breakpoint: nothing shared "
+            "with the others, or a shared prefix below the model's minimum cacheable length"
+        )
     if s.warmup_usd:
         rows["warm-up"] = _render.usd(s.warmup_usd, places=6)
     if s.duplicate_batches:
