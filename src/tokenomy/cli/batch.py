@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from tokenomy.batch import BatchEnv, Job, JobStatus, PollPolicy, asubmit, list_jobs, open_job
 from tokenomy.cli import _render
 from tokenomy.cli._app import app
 from tokenomy.errors import InputError
+
+if TYPE_CHECKING:  # the runner pulls in the ledger and httpx: imported by the commands
+    from tokenomy.batch import BatchEnv, Job, JobStatus
 
 batch = typer.Typer(
     name="batch",
@@ -47,12 +49,22 @@ Settle = Annotated[
 JobArg = Annotated[str, typer.Argument(help="The job id (tokenomy batch list shows them).")]
 
 
-def _env(interval: float, poll_max: float, settle: float) -> BatchEnv:
+def _env(interval: float | None = None, poll_max: float = 60.0, settle: float = 30.0) -> BatchEnv:
+    from tokenomy.batch import BatchEnv, PollPolicy
+
+    if interval is None:
+        return BatchEnv()
     return BatchEnv(
         poll=PollPolicy(
             initial_s=interval, max_s=max(poll_max, interval), reconcile_settle_s=settle
         )
     )
+
+
+def _open(job_id: str, env: BatchEnv, *, api_key: str | None = None) -> Job:
+    from tokenomy.batch import open_job
+
+    return open_job(job_id, env=env, api_key=api_key)
 
 
 def _pct(rate: float | None) -> str:
@@ -203,6 +215,8 @@ def submit_cmd(
     env = _env(poll_interval, poll_max, reconcile_settle)
 
     def run() -> None:
+        from tokenomy.batch import asubmit
+
         job = asyncio.run(
             asubmit(
                 file,
@@ -246,8 +260,8 @@ def submit_cmd(
 @batch.command("status")
 def status_cmd(job_id: JobArg, *, json: Json = False) -> None:
     """Progress and cost of a job, from the ledger (no API call)."""
-    env = BatchEnv()
-    _with(env, lambda: _show(open_job(job_id, env=env).status(), json=json))
+    env = _env()
+    _with(env, lambda: _show(_open(job_id, env).status(), json=json))
 
 
 @batch.command("wait")
@@ -264,7 +278,7 @@ def wait_cmd(
     env = _env(poll_interval, poll_max, reconcile_settle)
 
     def run() -> None:
-        job = open_job(job_id, env=env, api_key=api_key)
+        job = _open(job_id, env, api_key=api_key)
         _show(_drive(job, wait=True, json=json), json=json)
 
     _with(env, run)
@@ -285,7 +299,7 @@ def resume_cmd(
     env = _env(poll_interval, poll_max, reconcile_settle)
 
     def run() -> None:
-        job = open_job(job_id, env=env, api_key=api_key)
+        job = _open(job_id, env, api_key=api_key)
         _show(_drive(job, wait=wait, json=json), json=json)
 
     _with(env, run)
@@ -294,10 +308,10 @@ def resume_cmd(
 @batch.command("cancel")
 def cancel_cmd(job_id: JobArg, *, json: Json = False, api_key: ApiKey = None) -> None:
     """Send nothing more and cancel the batches in flight; 'wait' then collects what ran."""
-    env = BatchEnv()
+    env = _env()
 
     def run() -> None:
-        status = asyncio.run(open_job(job_id, env=env, api_key=api_key).cancel())
+        status = asyncio.run(_open(job_id, env, api_key=api_key).cancel())
         if json:
             _render.json_out(status.to_json())
             return
@@ -320,10 +334,10 @@ def results_cmd(
     ] = False,
 ) -> None:
     """One line per request, its final result, keeping your custom_id."""
-    env = BatchEnv()
+    env = _env()
 
     def run() -> None:
-        job = open_job(job_id, env=env)
+        job = _open(job_id, env)
         status = job.status()
         if not status.finished and not partial:
             raise InputError(
@@ -346,9 +360,11 @@ def list_cmd(
     limit: Annotated[int, typer.Option(min=1, help="Show at most N jobs.")] = 20,
 ) -> None:
     """The newest jobs first."""
-    env = BatchEnv()
+    env = _env()
 
     def run() -> None:
+        from tokenomy.batch import list_jobs
+
         jobs = list_jobs(env=env, limit=limit)
         if json:
             _render.json_out({"jobs": [j.to_json() for j in jobs]})
