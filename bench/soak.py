@@ -8,8 +8,9 @@ Messages calls (429, 529, 500, an ``event: error`` mid-stream, a connection drop
 - lose no ledger row: after a graceful stop, one ``calls`` row per Messages request sent;
 - keep its memory flat: resident memory at the end within 10% of the level after warm-up.
 
-Traffic mixes streaming and non-streaming calls over many runs (run headers, Claude Code
-session ids, plain multi-turn conversations), so the run registry and caches are exercised.
+Traffic: 300 live sessions whose conversations grow turn by turn (60% streaming), identified
+by run header, Claude Code session id or prefix continuity — a steady working set, so that
+growth after warm-up means a leak.
 
     .venv/bin/python bench/soak.py [--minutes 10] [--rate 40]
 """
@@ -78,15 +79,26 @@ def wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
     raise SystemExit(f"{url} did not come up")
 
 
+SESSIONS = 300  # live sessions at any time: a busy team gateway
+TURNS = 12  # a session's conversation grows to this many turns, then starts over
+
+
 def request_for(i: int, rng: random.Random) -> tuple[bytes, dict[str, str]]:
-    """Turn k of one of many conversations, as one of three kinds of client."""
-    conv = rng.randrange(2000)
-    turns = 1 + rng.randrange(4)
+    """The next turn of one of ``SESSIONS`` sessions, as one of three kinds of client.
+
+    A steady population: every session's conversation grows turn by turn (each request extends
+    the last one, as agent loops do) and starts over after ``TURNS`` turns, so after warm-up the
+    set of runs is stable and any memory growth is a leak, not a bigger working set.
+    """
+    session = rng.randrange(SESSIONS)
+    turns = 1 + (i // SESSIONS + session) % TURNS
     messages: list[dict[str, Any]] = []
     for t in range(turns):
-        messages.append({"role": "user", "content": f"conversation {conv} turn {t}: go on"})
+        messages.append({"role": "user", "content": f"session {session} turn {t}: go on"})
         if t < turns - 1:
-            messages.append({"role": "assistant", "content": f"Echo: conversation {conv} turn {t}"})
+            messages.append(
+                {"role": "assistant", "content": f"Echo: session {session} turn {t}: go on"}
+            )
     body = {
         "model": MODEL,
         "max_tokens": 64,
@@ -101,11 +113,11 @@ def request_for(i: int, rng: random.Random) -> tuple[bytes, dict[str, str]]:
         "messages": messages,
     }
     headers = dict(HEADERS)
-    kind = i % 3
+    kind = session % 3
     if kind == 0:
-        headers["x-tokenomy-run"] = f"soak-run-{conv}"
+        headers["x-tokenomy-run"] = f"soak-run-{session}"
     elif kind == 1:
-        headers["x-claude-code-session-id"] = f"soak-session-{conv}"
+        headers["x-claude-code-session-id"] = f"soak-session-{session}"
     return orjson.dumps(body), headers
 
 
@@ -246,8 +258,9 @@ def main() -> int:
     shutil.rmtree(tmp, ignore_errors=True)
     body = (
         markdown_table(cols, [row])
-        + f"\n\n{args.minutes:g} minutes at {args.rate:g} requests/s over loopback (60% streaming;"
-        " runs named by header, by Claude Code session id and by prefix continuity), 5% of"
+        + f"\n\n{args.minutes:g} minutes at {args.rate:g} requests/s over loopback: {SESSIONS} live"
+        f" sessions growing to {TURNS} turns and starting over (60% streaming; runs named by"
+        " header, by Claude Code session id and by prefix continuity), 5% of"
         " Messages calls faulted by the emulator (429, 529, 500, mid-stream error, dropped"
         " connection). The gateway is a `tokenomy gateway` process with its SQLite ledger,"
         " stopped gracefully before the rows are counted. Targets: zero gateway 5xx, zero lost"

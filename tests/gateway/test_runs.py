@@ -193,3 +193,19 @@ async def test_optimize_never_caches_worse_than_claude_codes_own_breakpoints(
     assert optimize.cache_efficiency >= observe.cache_efficiency
     assert optimize.cost_usd <= observe.cost_usd
     assert optimize.cost_usd > Decimal(0)
+
+
+async def test_idle_runs_hibernate_and_wake_up_as_the_same_run(
+    make_gateway: Callable[..., GatewayHarness],
+) -> None:
+    gw = make_gateway(run_hibernate_s=60, run_idle_s=3600)
+    await post(gw, req("first"), **{"x-tokenomy-run": "long-lived"})
+    run = gw.pipeline.get_run(gw.sink.calls[0].run_id)
+    assert run is not None and run.state.previous is not None
+    gw.emulator.clock.advance(120)
+    await post(gw, req("someone else"))  # any request sweeps
+    assert run.state.previous is None  # hibernated: its copy of the last request is gone
+    assert gw.gateway.runs.active == 1 and len(gw.gateway.runs) == 2
+    await post(gw, req("second"), **{"x-tokenomy-run": "long-lived"})
+    assert gw.sink.calls[-1].run_id == run.run_id  # woken up: still the same run
+    assert run.summary().calls == 2

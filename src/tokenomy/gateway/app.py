@@ -127,6 +127,7 @@ class GatewayConfig:
     require_gateway_key: bool = False
     max_body_bytes: int = MAX_BODY_BYTES
     run_idle_s: float = 3600.0
+    run_hibernate_s: float = 900.0
     max_runs: int = 10_000
 
 
@@ -166,7 +167,10 @@ class Gateway:
         self.budgets = budgets
         self.metrics = GatewayMetrics()
         self.runs = RunRegistry(
-            pipeline, idle_s=self.config.run_idle_s, max_runs=self.config.max_runs
+            pipeline,
+            idle_s=self.config.run_idle_s,
+            hibernate_s=self.config.run_hibernate_s,
+            max_runs=self.config.max_runs,
         )
         self._upstream_label = upstream_label
         self._on_close = on_close
@@ -741,6 +745,7 @@ class Gateway:
             "mode": self.config.mode,
             "upstream": self._upstream_label,
             "runs": len(self.runs),
+            "active_runs": self.runs.active,
             "in_flight": self._in_flight,
             "ledger": ledger,
         }

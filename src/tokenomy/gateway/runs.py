@@ -13,8 +13,14 @@ inside a Claude Code session — a request whose system prompt differs from the 
 thread (Claude Code's sub-agents and side requests carry their own system prompt; its own
 ``/compact`` keeps the main one).
 
-The registry is bounded: runs idle for ``idle_s`` are ended and forgotten, and at most
-``max_runs`` are kept (least recently used first out), so memory stays flat under load.
+The registry is bounded, so memory stays flat under load:
+
+- a run idle for ``hibernate_s`` (default 15 minutes: longer than the 5-minute cache TTL) keeps
+  its identity and totals but drops what it remembers to plan and diagnose its next call (the
+  previous request and its hash chain, token estimates) — that is most of a run's memory, a
+  copy of its last request;
+- a run idle for ``idle_s`` is ended and forgotten, and at most ``max_runs`` are kept (least
+  recently used first out).
 """
 
 from __future__ import annotations
@@ -128,21 +134,30 @@ class RunRegistry:
         pipeline: Pipeline,
         *,
         idle_s: float = 3600.0,
+        hibernate_s: float = 900.0,
         max_runs: int = 10_000,
         max_prefixes: int = 50_000,
         now_s: Callable[[], float] | None = None,
     ) -> None:
         self._pipeline = pipeline
         self._idle_s = idle_s
+        self._hibernate_s = min(hibernate_s, idle_s)
         self._max_runs = max_runs
         self._max_prefixes = max_prefixes
         self._now_s = now_s or pipeline.clock.monotonic_s
+        # Active runs in LRU order, then hibernated ones (also in LRU order).
         self._entries: OrderedDict[tuple[str, ...], _Entry] = OrderedDict()
+        self._dormant: OrderedDict[tuple[str, ...], _Entry] = OrderedDict()
         # message-chain hash -> the key of the run whose request ended there
         self._prefixes: OrderedDict[bytes, tuple[str, ...]] = OrderedDict()
         self._sweeps = 0
 
     def __len__(self) -> int:
+        return len(self._entries) + len(self._dormant)
+
+    @property
+    def active(self) -> int:
+        """Runs holding their full planning state (not hibernated)."""
         return len(self._entries)
 
     def resolve(
@@ -181,6 +196,10 @@ class RunRegistry:
         parent: Run | None = None,
     ) -> Run:
         entry = self._entries.get(key)
+        if entry is None:
+            entry = self._dormant.pop(key, None)
+            if entry is not None:
+                self._entries[key] = entry
         if entry is not None:
             entry.last_s = now
             self._entries.move_to_end(key)
@@ -195,8 +214,8 @@ class RunRegistry:
                 name, tags=tags, source="gateway", external_id=external_id
             )
         self._entries[key] = _Entry(run, now)
-        while len(self._entries) > self._max_runs:
-            _, old = self._entries.popitem(last=False)
+        while len(self) > self._max_runs:
+            _, old = (self._dormant or self._entries).popitem(last=False)
             self._retire(old.run)
         return run
 
@@ -215,7 +234,7 @@ class RunRegistry:
             return self._get((*key, "sub", sub), now, name=sub, external_id=None, parent=run)
         if not session or request is None:
             return run
-        entry = self._entries[key]
+        entry = self._entries.get(key) or self._dormant[key]
         system = _system_key(request)
         if entry.system is None:
             entry.system = system
@@ -232,7 +251,7 @@ class RunRegistry:
         # same request is a new conversation that happens to start the same way).
         for h in reversed(hashes[1:-1]):
             k = self._prefixes.get(h)
-            if k is not None and k in self._entries and k[1] == scope:
+            if k is not None and k[1] == scope and (k in self._entries or k in self._dormant):
                 found = k
                 break
         if found is None:
@@ -245,14 +264,23 @@ class RunRegistry:
         return run
 
     def _sweep(self, now: float) -> None:
-        # Idle runs leave in LRU order; look only at the oldest few per request.
+        # Both queues are in LRU order: look only at the oldest few per request.
         for _ in range(4):
             if not self._entries:
-                return
+                break
             key, entry = next(iter(self._entries.items()))
+            if now - entry.last_s < self._hibernate_s:
+                break
+            del self._entries[key]
+            _hibernate(entry.run)
+            self._dormant[key] = entry
+        for _ in range(4):
+            if not self._dormant:
+                return
+            key, entry = next(iter(self._dormant.items()))
             if now - entry.last_s < self._idle_s:
                 return
-            del self._entries[key]
+            del self._dormant[key]
             self._retire(entry.run)
 
     def _retire(self, run: Run) -> None:
@@ -261,7 +289,19 @@ class RunRegistry:
 
     def close(self) -> None:
         """End every run still open (gateway shutdown)."""
-        while self._entries:
-            _, entry = self._entries.popitem(last=False)
-            self._retire(entry.run)
+        for queue in (self._dormant, self._entries):
+            while queue:
+                _, entry = queue.popitem(last=False)
+                self._retire(entry.run)
         self._prefixes.clear()
+
+
+def _hibernate(run: Run) -> None:
+    """Drop what a run remembers to plan and diagnose its next call; keep its totals."""
+    state = run.state
+    if hasattr(state, "previous"):
+        state.previous = None
+    for name in ("estimates", "block_hashes"):
+        memo = getattr(state, name, None)
+        if isinstance(memo, dict):
+            memo.clear()
