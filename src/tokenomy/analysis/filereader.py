@@ -15,31 +15,41 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from decimal import Decimal
+from typing import Any, NamedTuple
 
 import orjson
 
 from tokenomy.analysis.claude_code import (
+    _ASSISTANT_COMPACT as _ASSISTANT,
+)
+from tokenomy.analysis.claude_code import (
+    AssistantLine,
     BadLine,
     CompactionLine,
     MessageLine,
     ReplayLine,
     TranscriptCall,
+    output_tokens_of,
     parse_line,
     parse_timestamp,
+    request_id_of,
 )
 from tokenomy.analysis.replay import Replayer
+from tokenomy.analysis.rows import IntRates, RowPacker, fast_call_row, int_rates
 from tokenomy.analysis.segments import SegmentState, estimate_segments
 from tokenomy.analysis.transcripts import TranscriptFile, read_lines
 from tokenomy.core.anatomy import segment_costs
 from tokenomy.core.pricing import CostBreakdown, Rates, Unpriced, cost, rates
-from tokenomy.core.records import CallRecord, RunRecord
+from tokenomy.core.records import CallRecord, CallStatus, RunRecord
 from tokenomy.data.table import ModelInfo, ModelTable
-from tokenomy.ledger.codec import RunEvent
+from tokenomy.ledger.codec import PUSD_PER_USD, RunEvent, call_to_row
+from tokenomy.ledger.schema import calls
 
-__all__ = ["FileResult", "FileState", "read_file", "run_ids_for"]
+__all__ = ["FileResult", "FileState", "ImportedCall", "read_file", "run_ids_for"]
 
 _NAME_CHARS = 80
+PICO = Decimal(PUSD_PER_USD)
 
 
 @dataclass(slots=True)
@@ -98,11 +108,28 @@ class FileState:
         return s
 
 
+class ImportedCall(NamedTuple):
+    """A call read from a transcript: its ``calls`` row and what dedupe needs to know.
+
+    A named tuple, not a dataclass: worker processes send tens of thousands of these.
+    """
+
+    call_id: str
+    run_id: str
+    message_id: str | None
+    total_tokens: int
+    sidechain: bool
+    session_id: str | None
+    row: tuple[Any, ...]  # packed for the ledger's backend (RowPacker)
+    cost_usd: Decimal | None  # None when unpriced
+    unpriced_model: str | None
+
+
 @dataclass(slots=True)
 class FileResult:
     """What reading a file produced."""
 
-    calls: list[tuple[CallRecord, int, bool, str | None]]  # record, token total, sidechain, session
+    calls: list[ImportedCall]
     events: list[RunEvent]
     runs: list[RunRecord]
     state: FileState
@@ -136,10 +163,23 @@ def run_ids_for(tf: TranscriptFile, session_id: str | None) -> tuple[str, str | 
 class _Pricer:
     """Cost and per-segment rates of calls, with model lookups and rates memoized."""
 
-    def __init__(self, table: ModelTable) -> None:
+    def __init__(self, table: ModelTable, *, sqlite: bool = True) -> None:
         self.table = table
+        self.packer = RowPacker(calls, sqlite=sqlite)
         self._info: dict[str, ModelInfo | None] = {}
         self._rates: dict[tuple[str, bool, bool, bool, bool], Rates | Unpriced] = {}
+        self._int: dict[int, IntRates | None] = {}
+        web = table.web_search_usd_per_request * PICO
+        self.web_search_pusd = int(web) if web == web.to_integral_value() else -1
+
+    def int_rates(self, r: Rates) -> IntRates | None:
+        """``r`` in whole pUSD per token (memoized by identity: rates are memoized too)."""
+        if self.web_search_pusd < 0:
+            return None
+        key = id(r)
+        if key not in self._int:
+            self._int[key] = int_rates(r)
+        return self._int[key]
 
     def info(self, model: str) -> ModelInfo | None:
         if model not in self._info:
@@ -206,12 +246,14 @@ class _Reader:
         self.pricer = pricer
         self.replay = replay
         self.line_no = first_line
-        self.calls: list[tuple[CallRecord, int, bool, str | None]] = []
+        self.calls: list[ImportedCall] = []
         self.events: list[RunEvent] = []
         self.bad: list[tuple[int, str]] = []
         self.synthetic = 0
         self.folded = 0
-        self.current: TranscriptCall | None = None
+        self.current: AssistantLine | None = None
+        # An unparsed response: (request id bytes, its most complete line, line no, total).
+        self.pending: tuple[bytes, bytes, int, int] | None = None
         self.current_line = 0
         self.last_at: datetime | None = parse_timestamp(state.ended_at)
         self.segs: dict[str, SegmentState] = {
@@ -251,17 +293,27 @@ class _Reader:
 
     def line(self, raw: bytes, complete: bool) -> bool:
         """Handle one line; False when an incomplete last line is left for next time."""
+        if complete and self.replay is None and not self.state.replay and _ASSISTANT in raw:
+            rid = request_id_of(raw)
+            if rid is not None:
+                self.line_no += 1
+                self.assistant_raw(raw, rid)
+                return True
         want_user = self.state.name is None or self.state.replay
         parsed = parse_line(raw, want_user=want_user)
         if not complete:
-            if isinstance(parsed, TranscriptCall):
+            if isinstance(parsed, AssistantLine):
                 # Complete JSON without its newline yet: count the call, re-read it next time.
                 self.call(parsed, self.line_no + 1)
             return False
         self.line_no += 1
         if parsed is None:
+            # Not parsed (not needed): a complete JSON object line at least ends with "}". A
+            # line cut short by a crash does not.
+            if raw and not raw.endswith(b"}") and not raw.rstrip().endswith(b"}"):
+                self.bad.append((self.line_no, "a truncated line (not a complete JSON object)"))
             return True
-        if isinstance(parsed, TranscriptCall):
+        if isinstance(parsed, AssistantLine):
             self.call(parsed, self.line_no)
         elif isinstance(parsed, BadLine):
             self.bad.append((self.line_no, parsed.reason))
@@ -306,35 +358,69 @@ class _Reader:
         data["line"] = self.line_no
         self.events.append(RunEvent(run_id=run, at=at, kind=c.kind, data=data))
 
-    def call(self, c: TranscriptCall, line_no: int) -> None:
-        self.touch(c.at)
-        if self.state.project is None and c.cwd:
-            self.state.project = c.cwd
-        if c.synthetic:
+    def call(self, a: AssistantLine, line_no: int) -> None:
+        if self.pending is not None:
+            self.settle_current()
+        self.touch(a.at)
+        if a.synthetic:
             self.synthetic += 1
             return
         cur = self.current
-        if cur is not None and _key(cur) == _key(c) and c.message_id is not None:
+        if cur is not None and cur.key == a.key and a.message_id is not None:
             self.folded += 1
             if self.replay is not None:
-                self.replay.feed_assistant(c)
-            if c.total_tokens >= cur.total_tokens:
-                self.current, self.current_line = c, line_no
+                self.replay.feed_assistant(a.message_id, a.content)
+            if a.total_tokens >= cur.total_tokens:
+                self.current, self.current_line = a, line_no
             return
         self.settle_current()
-        if self.replay is not None:
-            self.replay.feed_assistant(c)
-        self.current, self.current_line = c, line_no
+        if self.replay is not None and a.message_id is not None:
+            self.replay.feed_assistant(a.message_id, a.content)
+        self.current, self.current_line = a, line_no
+
+    def assistant_raw(self, raw: bytes, rid: bytes) -> None:
+        """An assistant line with a request id, not parsed yet: a response's lines repeat its
+        usage, so only the most complete one is parsed, when the response is over."""
+        total = output_tokens_of(raw)
+        if total is None:
+            parsed = parse_line(raw)
+            if isinstance(parsed, AssistantLine):
+                self.call(parsed, self.line_no)
+            elif isinstance(parsed, BadLine):
+                self.bad.append((self.line_no, parsed.reason))
+            return
+        p = self.pending
+        if p is not None and p[0] == rid:
+            self.folded += 1
+            if total >= p[3]:
+                self.pending = (rid, raw, self.line_no, total)
+            return
+        self.settle_current()
+        self.pending = (rid, raw, self.line_no, total)
 
     def settle_current(self) -> None:
         """The response being read is complete (another kind of line came)."""
+        p = self.pending
+        if p is not None:
+            self.pending = None
+            parsed = parse_line(p[1])
+            if isinstance(parsed, AssistantLine):
+                self.call(parsed, p[2])
+            elif isinstance(parsed, BadLine):
+                self.bad.append((p[2], parsed.reason))
         if self.current is not None:
             self.settle(self.current, self.current_line)
             self.current = None
 
     # ------------------------------------------------------------------ settling
 
-    def settle(self, c: TranscriptCall, line_no: int, *, final: bool = False) -> None:
+    def settle(self, a: AssistantLine, line_no: int, *, final: bool = False) -> None:
+        c = a.call()
+        if isinstance(c, BadLine):
+            self.bad.append((line_no, c.reason))
+            return
+        if self.state.project is None and c.cwd:
+            self.state.project = c.cwd
         run = self.run_of(c.sidechain, c.agent_id, c.session_id)
         call_id = call_key(c, session=self.state.session_id or self.tf.session_id)
         oc = self.state.open_call
@@ -351,11 +437,11 @@ class _Reader:
             seg = self.segs.setdefault(run, SegmentState())
             replayed = None
         seg_before = seg.to_json()
-        record, replay_json = self.record(
+        imported, replay_json = self.record(
             c, run=run, seq=seq, seg=seg, line_no=line_no, replayed=replayed
         )
         self.segs[run] = seg
-        self.calls.append((record, c.total_tokens, c.sidechain, c.session_id))
+        self.calls.append(imported)
         self.state.open_call = (
             {
                 "call_id": call_id,
@@ -378,7 +464,7 @@ class _Reader:
         seg: SegmentState,
         line_no: int,
         replayed: Any,
-    ) -> tuple[CallRecord, Any]:
+    ) -> tuple[ImportedCall, Any]:
         pricer = self.pricer
         info = pricer.info(c.model)
         r = pricer.rates(c.model, c)
@@ -392,12 +478,6 @@ class _Reader:
             result = rp.settle(c, info=info, rates=r)
             replay_json = result.to_json() if result is not None else {"rebuilt": False}
         segments = estimate_segments(seg, c.usage)
-        price: CostBreakdown | Unpriced = (
-            cost(c.usage, c.model, table=pricer.table)
-            if info is not None
-            else Unpriced(c.model, f"model {c.model!r} is not in the model table")
-        )
-        seg_costs = segment_costs(segments, c.usage, r) if r is not None else None
         decisions: dict[str, Any] = {
             "transcript": {
                 "file": str(self.tf.path),
@@ -408,28 +488,76 @@ class _Reader:
         }
         if replay_json is not None:
             decisions["replay"] = replay_json
-        record = CallRecord(
-            call_id=call_key(c, session=self.state.session_id or self.tf.session_id),
+        call_id = call_key(c, session=self.state.session_id or self.tf.session_id)
+        status: CallStatus = "error" if c.api_error else "ok"
+        ir = pricer.int_rates(r) if r is not None and info is not None else None
+        if ir is not None and info is not None and not c.usage.iterations:
+            row, total_pusd = fast_call_row(
+                call_id=call_id,
+                run_id=run,
+                seq=seq,
+                at=c.at,
+                model_requested=c.requested_model or c.model,
+                model_used=c.model,
+                cost_model=info.id,
+                status=status,
+                usage=c.usage,
+                rates=ir,
+                web_search_pusd=pricer.web_search_pusd,
+                segments=segments,
+                request_id=c.request_id,
+                message_id=c.message_id,
+                stop_reason=c.stop_reason,
+                decisions=decisions,
+            )
+            cost_usd: Decimal | None = Decimal(total_pusd) / PICO
+            unpriced: str | None = None
+        else:
+            price = cost(c.usage, c.model, table=pricer.table)
+            record = CallRecord(
+                call_id=call_id,
+                run_id=run,
+                seq=seq,
+                started_at=c.at,
+                model_requested=c.requested_model or c.model,
+                model_used=c.model,
+                status=status,
+                stream=True,
+                usage=c.usage,
+                cost=price,
+                segments=segments,
+                segment_costs=segment_costs(segments, c.usage, r) if r is not None else None,
+                ended_at=c.at,
+                request_id=c.request_id,
+                message_id=c.message_id,
+                stop_reason=c.stop_reason,
+                decisions=decisions,
+            )
+            row = call_to_row(record)
+            cost_usd = price.total_usd if isinstance(price, CostBreakdown) else None
+            unpriced = price.model if isinstance(price, Unpriced) else None
+        imported = ImportedCall(
+            call_id=call_id,
             run_id=run,
-            seq=seq,
-            started_at=c.at,
-            model_requested=c.requested_model or c.model,
-            model_used=c.model,
-            status="error" if c.api_error else "ok",
-            stream=True,
-            usage=c.usage,
-            cost=price,
-            segments=segments,
-            segment_costs=seg_costs,
-            ended_at=c.at,
-            request_id=c.request_id,
             message_id=c.message_id,
-            stop_reason=c.stop_reason,
-            decisions=decisions,
+            total_tokens=c.total_tokens,
+            sidechain=c.sidechain,
+            session_id=c.session_id,
+            row=pricer.packer.pack(row),
+            cost_usd=cost_usd,
+            unpriced_model=unpriced,
         )
-        return record, replay_json
+        return imported, replay_json
 
     def finish(self) -> None:
+        p = self.pending
+        if p is not None:
+            self.pending = None
+            parsed = parse_line(p[1])
+            if isinstance(parsed, AssistantLine):
+                self.call(parsed, p[2])
+            elif isinstance(parsed, BadLine):
+                self.bad.append((p[2], parsed.reason))
         if self.current is not None:
             self.settle(self.current, self.current_line, final=True)
             self.current = None

@@ -17,29 +17,45 @@ Counted twice, and dropped (``docs/design/analysis.md``):
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, Table, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from tokenomy.analysis.filereader import FileResult, FileState, _Pricer, read_file
-from tokenomy.analysis.transcripts import FileIdentity, TranscriptFile, discover, file_identity
-from tokenomy.core.pricing import CostBreakdown, Unpriced
-from tokenomy.core.records import CallRecord
+from tokenomy.analysis.filereader import (
+    FileResult,
+    FileState,
+    ImportedCall,
+    _Pricer,
+    read_file,
+)
+from tokenomy.analysis.rows import RowPacker
+from tokenomy.analysis.transcripts import (
+    FileIdentity,
+    TranscriptFile,
+    discover,
+    file_identity,
+    head_hash,
+)
 from tokenomy.data.table import ModelTable
 from tokenomy.ledger import Ledger
-from tokenomy.ledger.codec import call_to_row, event_to_row, run_to_row
+from tokenomy.ledger.codec import event_to_row, run_to_row
 from tokenomy.ledger.schema import calls, events, import_files, runs
 
 __all__ = ["ImportSummary", "SkippedLine", "import_claude_code"]
 
 _FLUSH_ROWS = 4_000  # rows per transaction on a big first import
+_PARALLEL_MIN_BYTES = 32 << 20  # below this, starting processes costs more than it saves
 _CHUNK = 500
 _EXAMPLES = 20
 
@@ -103,7 +119,7 @@ class _Batch:
 
     def __init__(self) -> None:
         self.runs: dict[str, dict[str, Any]] = {}
-        self.calls: dict[str, dict[str, Any]] = {}
+        self.calls: dict[str, tuple[Any, ...]] = {}  # packed rows
         self.events: list[dict[str, Any]] = []
         self.files: dict[str, dict[str, Any]] = {}
         self.delete_calls: set[str] = set()
@@ -120,8 +136,13 @@ def import_claude_code(
     table: ModelTable,
     now: datetime,
     progress: Callable[[int, int, str], None] | None = None,
+    workers: int | None = None,
 ) -> ImportSummary:
-    """Import every transcript under ``roots``; what was read before is not read again."""
+    """Import every transcript under ``roots``; what was read before is not read again.
+
+    ``workers``: processes that read files when there is a lot to read (default: one per
+    CPU); the files' results are still taken in order, so the outcome does not depend on it.
+    """
     started = time.perf_counter()
     summary = ImportSummary(roots=tuple(str(r) for r in roots))
     files, missing = discover(roots)
@@ -129,13 +150,84 @@ def import_claude_code(
     summary.files = len(files)
     importer = _Importer(ledger, table, summary, now)
     importer.load_states(files)
-    for i, tf in enumerate(files):
-        importer.one(tf)
+    tasks = [t for tf in files if (t := importer.plan(tf)) is not None]
+    n = workers if workers is not None else (os.cpu_count() or 1)
+    pending = sum(t.ident.size - t.offset for t in tasks)
+    done = 0
+
+    def tick(task: _Task) -> None:
+        nonlocal done
+        done += 1
         if progress is not None:
-            progress(i + 1, len(files), tf.path.name)
+            progress(done, len(tasks), task.tf.path.name)
+
+    if n > 1 and pending >= _PARALLEL_MIN_BYTES and "fork" in mp.get_all_start_methods():
+        # Reading and pricing is CPU-bound Python: spread the files over processes, keep
+        # at most a few results waiting (bounded memory), take them in file order.
+        ctx = mp.get_context("fork")
+        init = (table, importer.sqlite)
+        with ProcessPoolExecutor(n, mp_context=ctx, initializer=_init, initargs=init) as pool:
+            window: deque[tuple[_Task, Future[FileResult]]] = deque()
+            for task in tasks:
+                window.append((task, pool.submit(_read, task.args())))
+                if len(window) > 2 * n:
+                    t, fut = window.popleft()
+                    importer.finish(t, fut)
+                    tick(t)
+            while window:
+                t, fut = window.popleft()
+                importer.finish(t, fut)
+                tick(t)
+    else:
+        for task in tasks:
+            importer.finish(task, None)
+            tick(task)
     importer.flush()
     summary.elapsed_s = time.perf_counter() - started
     return summary
+
+
+@dataclass(slots=True)
+class _Task:
+    tf: TranscriptFile
+    ident: FileIdentity
+    offset: int
+    first_line: int
+    state: FileState
+    replay: bytes | None
+    resets: list[str] = field(default_factory=list)  # runs of a rewritten file: cleared first
+
+    def args(self) -> tuple[Any, ...]:
+        return (self.tf, self.offset, self.first_line, self.state, self.replay)
+
+
+def _head(tf: TranscriptFile, offset: int) -> str:
+    try:
+        return head_hash(tf.path, offset)
+    except OSError:
+        return ""
+
+
+# One pricer per worker process, its memos shared by the files that process reads.
+_WORKER: dict[str, _Pricer] = {}
+
+
+def _init(table: ModelTable, sqlite: bool) -> None:
+    _WORKER["pricer"] = _Pricer(table, sqlite=sqlite)
+
+
+def _read(args: tuple[Any, ...]) -> FileResult:
+    tf, offset, first_line, state, replay = args
+    pricer = _WORKER["pricer"]
+    return read_file(
+        tf,
+        offset=offset,
+        first_line=first_line,
+        state=state,
+        replay_blob=replay,
+        table=pricer.table,
+        pricer=pricer,
+    )
 
 
 class _Importer:
@@ -144,7 +236,8 @@ class _Importer:
         self.table = table
         self.summary = summary
         self.now = now
-        self.pricer = _Pricer(table)
+        self.sqlite = ledger.backend == "sqlite"
+        self.pricer = _Pricer(table, sqlite=self.sqlite)
         self.states: dict[str, Mapping[str, Any]] = {}
         self.known: dict[str, _Known] = {}
         # (session, message id) -> call ids of the main conversation / of sidechains
@@ -154,6 +247,7 @@ class _Importer:
         self.incremental = False
         insert = postgresql.insert if ledger.backend == "postgresql" else sqlite.insert
         self._insert = insert
+        self._packers: dict[str, RowPacker] = {}
 
     # ------------------------------------------------------------------ state
 
@@ -174,53 +268,69 @@ class _Importer:
 
     # ------------------------------------------------------------------ one file
 
-    def one(self, tf: TranscriptFile) -> None:
+    def plan(self, tf: TranscriptFile) -> _Task | None:
+        """Where to start reading ``tf``; None when it is unchanged or unreadable."""
         s = self.summary
         key = str(tf.path)
+        prev = self.states.get(key)
         try:
             ident = file_identity(tf.path)
-        except OSError as exc:
-            s.unreadable.append((key, exc.strerror or str(exc)))
-            return
-        prev = self.states.get(key)
-        offset, first_line, state, replay = 0, 0, FileState(), None
-        if prev is not None:
-            same = (
-                prev["device"] == ident.device
-                and prev["inode"] == ident.inode
-                and ident.size >= prev["offset"]
-                and (prev["head_hash"] == ident.head_hash or prev["offset"] < 4096)
-            )
-            if same and ident.size == prev["size"] and ident.mtime_ns == prev["mtime_ns"]:
+            if (
+                prev is not None
+                and (prev["device"], prev["inode"]) == (ident.device, ident.inode)
+                and (prev["size"], prev["mtime_ns"]) == (ident.size, ident.mtime_ns)
+            ):
                 s.files_unchanged += 1
-                return
-            if same:
-                offset, first_line = int(prev["offset"]), int(prev["lines"])
-                state = FileState.from_json(prev["state"] or {})
-                replay = prev["replay"]
-            else:
-                # Rotated or rewritten: forget what came from it and read it again.
-                s.files_reread += 1
-                old = FileState.from_json(prev["state"] or {})
-                for run_id in [old.run_id, *old.children]:
-                    if run_id:
-                        self.batch.reset_runs.add(run_id)
+                return None
+            if prev is not None:
+                ident = file_identity(tf.path, head_bytes=int(prev["offset"]))
+        except OSError as exc:
+            s.unreadable.append((key, exc.strerror or str(exc)))
+            return None
+        task = _Task(tf, ident, 0, 0, FileState(), None)
+        if prev is None:
+            return task
+        same = (
+            prev["device"] == ident.device
+            and prev["inode"] == ident.inode
+            and ident.size >= prev["offset"]
+            and prev["head_hash"] == ident.head_hash
+        )
+        if same:
+            task.offset, task.first_line = int(prev["offset"]), int(prev["lines"])
+            task.state = FileState.from_json(prev["state"] or {})
+            task.replay = prev["replay"]
+        else:
+            # Rotated or rewritten: forget what came from it and read it again.
+            s.files_reread += 1
+            old = FileState.from_json(prev["state"] or {})
+            task.resets = [r for r in (old.run_id, *old.children) if r]
+        return task
+
+    def finish(self, task: _Task, future: Future[FileResult] | None) -> None:
+        """Read ``task`` here (or take what a worker read) and queue its rows."""
+        s = self.summary
+        key = str(task.tf.path)
         try:
-            result = read_file(
-                tf,
-                offset=offset,
-                first_line=first_line,
-                state=state,
-                replay_blob=replay,
-                table=self.table,
-                pricer=self.pricer,
-            )
+            if future is None:
+                result = read_file(
+                    task.tf,
+                    offset=task.offset,
+                    first_line=task.first_line,
+                    state=task.state,
+                    replay_blob=task.replay,
+                    table=self.table,
+                    pricer=self.pricer,
+                )
+            else:
+                result = future.result()
         except OSError as exc:
             s.unreadable.append((key, exc.strerror or str(exc)))
             return
+        self.batch.reset_runs.update(task.resets)
         s.files_read += 1
         s.bytes_read += result.bytes_read
-        s.lines_read += result.lines - first_line
+        s.lines_read += result.lines - task.first_line
         s.synthetic += result.synthetic
         s.duplicates += result.folded
         s.pending_tails += int(result.pending_tail)
@@ -228,15 +338,15 @@ class _Importer:
         for line, reason in result.bad:
             if len(s.bad_examples) < _EXAMPLES:
                 s.bad_examples.append(SkippedLine(key, line, reason))
-        self.take(tf, result, ident)
+        self.take(task.tf, result, task.ident)
 
     def take(self, tf: TranscriptFile, result: FileResult, ident: FileIdentity) -> None:
         b = self.batch
         session = result.state.session_id or tf.session_id or ""
         if self.incremental:
             self._lookup(result.calls, session)
-        for record, total, sidechain, line_session in result.calls:
-            self._call(record, total, sidechain, line_session or session)
+        for call in result.calls:
+            self._call(call, call.session_id or session)
         for run in result.runs:
             b.runs[run.run_id] = run_to_row(run)
         for ev in result.events:
@@ -249,7 +359,7 @@ class _Importer:
             "inode": ident.inode,
             "size": ident.size,
             "mtime_ns": ident.mtime_ns,
-            "head_hash": ident.head_hash,
+            "head_hash": _head(tf, result.offset),
             "offset": result.offset,
             "lines": result.lines,
             "bad_lines": len(result.bad),
@@ -261,10 +371,10 @@ class _Importer:
         if len(b) >= _FLUSH_ROWS:
             self.flush()
 
-    def _call(self, record: CallRecord, total: int, sidechain: bool, session: str) -> None:
+    def _call(self, call: ImportedCall, session: str) -> None:
         s, b = self.summary, self.batch
-        cid = record.call_id
-        mkey = (session, record.message_id) if record.message_id else None
+        cid, total, sidechain = call.call_id, call.total_tokens, call.sidechain
+        mkey = (session, call.message_id) if call.message_id else None
         if sidechain and mkey is not None:
             main = self.main_msgs.get(mkey)
             if main is not None and main != cid:
@@ -272,9 +382,7 @@ class _Importer:
                 return
         known = self.known.get(cid)
         if known is not None:
-            if known.sidechain and not sidechain:
-                pass  # the main line wins over a replayed copy
-            elif total <= known.total:
+            if not (known.sidechain and not sidechain) and total <= known.total:
                 s.duplicates += 1
                 return
             s.calls_updated += 1
@@ -284,6 +392,7 @@ class _Importer:
             self.main_msgs[mkey] = cid
             for other in self.side_msgs.pop(mkey, []):
                 if other != cid:
+                    # A replay imported before the line it copies: the main line wins.
                     b.delete_calls.add(other)
                     b.calls.pop(other, None)
                     self.known.pop(other, None)
@@ -292,19 +401,18 @@ class _Importer:
         elif sidechain and mkey is not None:
             self.side_msgs.setdefault(mkey, []).append(cid)
         self.known[cid] = _Known(total, sidechain, mkey)
-        b.calls[cid] = call_to_row(record)
+        b.calls[cid] = call.row
         b.delete_calls.discard(cid)
-        if isinstance(record.cost, CostBreakdown):
-            s.cost_usd += record.cost.total_usd
-        elif isinstance(record.cost, Unpriced):
-            s.unknown_models[record.cost.model] = s.unknown_models.get(record.cost.model, 0) + 1
+        if call.cost_usd is not None:
+            s.cost_usd += call.cost_usd
+        elif call.unpriced_model is not None:
+            m = call.unpriced_model
+            s.unknown_models[m] = s.unknown_models.get(m, 0) + 1
 
-    def _lookup(
-        self, found: Iterable[tuple[CallRecord, int, bool, str | None]], session: str
-    ) -> None:
+    def _lookup(self, found: Sequence[ImportedCall], session: str) -> None:
         """Load what earlier imports stored for these calls and their message ids."""
-        ids = [r.call_id for r, *_ in found if r.call_id not in self.known]
-        msg_ids = sorted({r.message_id for r, *_ in found if r.message_id})
+        ids = [c.call_id for c in found if c.call_id not in self.known]
+        msg_ids = sorted({c.message_id for c in found if c.message_id})
         if not ids and not msg_ids:
             return
         c = calls.c
@@ -361,6 +469,11 @@ class _Importer:
 
         try:
             with engine.begin() as conn:
+                if self.ledger.backend == "sqlite":
+                    # Random-order keys (call ids, message ids) touch pages all over their
+                    # indexes: a bigger page cache for the import's connection avoids
+                    # re-reading them (64 MiB at most, and only while importing).
+                    conn.exec_driver_sql("PRAGMA cache_size = -65536")
                 self._write(conn, b)
         except SQLAlchemyError as exc:
             raise ledger_error(exc, self.ledger.target) from None
@@ -374,10 +487,11 @@ class _Importer:
                 conn.execute(delete(calls).where(calls.c.run_id.in_(chunk)))
                 conn.execute(delete(events).where(events.c.run_id.in_(chunk)))
         if b.runs:
-            conn.execute(self._upsert(runs, "run_id"), list(b.runs.values()))
+            self._upsert_rows(conn, runs, "run_id", list(b.runs.values()), packed=False)
         # Calls may name a run recorded in a later batch (a sub-agent before its session is
         # impossible here, but a sidechain child of a file read in two batches is not).
-        needed = {r["run_id"] for r in b.calls.values()} | {e["run_id"] for e in b.events}
+        ri = self.packer(calls).cols.index("run_id")
+        needed = {r[ri] for r in b.calls.values()} | {e["run_id"] for e in b.events}
         missing = needed - set(b.runs)
         if missing:
             self._placeholders(conn, missing)
@@ -385,11 +499,11 @@ class _Importer:
             for chunk in _chunks(sorted(b.delete_calls)):
                 conn.execute(delete(calls).where(calls.c.call_id.in_(chunk)))
         if b.calls:
-            conn.execute(self._upsert(calls, "call_id"), list(b.calls.values()))
+            self._upsert_rows(conn, calls, "call_id", list(b.calls.values()), packed=True)
         if b.events:
             conn.execute(events.insert(), b.events)
         if b.files:
-            conn.execute(self._upsert(import_files, "path"), list(b.files.values()))
+            self._upsert_rows(conn, import_files, "path", list(b.files.values()), packed=False)
 
     def _placeholders(self, conn: Connection, ids: set[str]) -> None:
         from tokenomy.ledger.codec import placeholder_run_row
@@ -402,6 +516,25 @@ class _Importer:
         rows = [placeholder_run_row(i, self.now) for i in sorted(ids - present)]
         if rows:
             conn.execute(self._insert(runs).on_conflict_do_nothing(), rows)
+
+    def packer(self, table: Table) -> RowPacker:
+        p = self._packers.get(table.name)
+        if p is None:
+            p = self._packers[table.name] = RowPacker(table, sqlite=self.sqlite)
+        return p
+
+    def _upsert_rows(
+        self, conn: Connection, table: Table, key: str, rows: Sequence[Any], *, packed: bool
+    ) -> None:
+        """Upsert ``rows`` (dicts, or tuples already packed by a reader for this backend)."""
+        p = self.packer(table)
+        tuples = rows if packed else [p.pack(r) for r in rows]
+        if self.sqlite:
+            # A big first import writes tens of thousands of rows: straight to the driver,
+            # values stored exactly as SQLAlchemy's types would store them (RowPacker).
+            conn.exec_driver_sql(p.upsert_sql(key), list(tuples))
+            return
+        conn.execute(self._upsert(table, key), [dict(zip(p.cols, t, strict=True)) for t in tuples])
 
     def _upsert(self, table: Any, key: str) -> Any:
         stmt = self._insert(table)

@@ -171,11 +171,10 @@ class Replayer:
     def feed_user(self, line: MessageLine) -> None:
         self.messages[cc_message_hash(line.message)] = line.message
 
-    def feed_assistant(self, call: TranscriptCall) -> None:
+    def feed_assistant(self, message_id: str, content: Sequence[Mapping[str, Any]]) -> None:
         """One content-block line of a response; blocks are joined by message id."""
-        if call.message_id is None or not call.content:
-            return
-        self.pending.setdefault(call.message_id, []).extend(call.content)
+        if content:
+            self.pending.setdefault(message_id, []).extend(content)
 
     def _flush_pending(self) -> None:
         for blocks in self.pending.values():

@@ -31,6 +31,7 @@ __all__ = [
     "default_roots",
     "discover",
     "file_identity",
+    "head_hash",
     "read_lines",
 ]
 
@@ -146,17 +147,28 @@ def _classify_loose(path: Path) -> TranscriptFile:
     return _classify(path, path.parent.name, (), path.name)
 
 
-def file_identity(path: Path) -> FileIdentity:
-    """Device, inode, size, mtime and the hash of the first 4 KiB. Raises OSError."""
-    st = path.stat()
+def head_hash(path: Path, length: int) -> str:
+    """SHA-256 of the file's first ``min(length, 4 KiB)`` bytes. Raises OSError."""
     with path.open("rb") as f:
-        head = f.read(HEAD_BYTES)
+        return hashlib.sha256(f.read(min(length, HEAD_BYTES))).hexdigest()
+
+
+def file_identity(path: Path, *, head_bytes: int | None = None) -> FileIdentity:
+    """Device, inode, size, mtime and the hash of the first ``head_bytes`` (at most 4 KiB).
+
+    Without ``head_bytes`` the hash is empty: a file whose stat says it did not change is not
+    opened at all, which keeps a repeated import of thousands of files near-instant. The hash
+    covers only bytes already read before, so appending never changes it; rewriting does.
+    Raises OSError.
+    """
+    st = path.stat()
+    digest = head_hash(path, head_bytes) if head_bytes is not None else ""
     return FileIdentity(
         device=st.st_dev,
         inode=st.st_ino,
         size=st.st_size,
         mtime_ns=st.st_mtime_ns,
-        head_hash=hashlib.sha256(head).hexdigest(),
+        head_hash=digest,
     )
 
 

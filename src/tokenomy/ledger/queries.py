@@ -19,9 +19,11 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Select,
+    Text,
     and_,
     bindparam,
     case,
+    cast,
     func,
     literal_column,
     select,
@@ -101,6 +103,16 @@ class RunSummary:
         return self.cost_usd + self.subagent_usd
 
 
+def _has_exact() -> Any:
+    """The call has exact money strings: ``money_exact`` is neither SQL NULL nor JSON null.
+
+    SQLAlchemy's JSON type stores Python None as the JSON text ``null`` (not SQL NULL), so
+    ``IS NOT NULL`` alone is true for every call.
+    """
+    col = calls.c.money_exact
+    return and_(col.is_not(None), cast(col, Text) != "null")
+
+
 def _per_run() -> Any:
     """Per-run sums over ``calls`` (a subquery keyed by run_id)."""
     c = calls.c
@@ -114,7 +126,7 @@ def _per_run() -> Any:
             func.count().label("calls"),
             total(case((c.status != "ok", 1), else_=0)).label("error_calls"),
             total(case((c.unpriced_reason.is_not(None), 1), else_=0)).label("unpriced_calls"),
-            total(case((c.money_exact.is_not(None), 1), else_=0)).label("inexact_calls"),
+            total(case((_has_exact(), 1), else_=0)).label("inexact_calls"),
             total(c.input_tokens).label("input_tokens"),
             total(c.cache_write_5m_tokens).label("cache_write_5m_tokens"),
             total(c.cache_write_1h_tokens).label("cache_write_1h_tokens"),
@@ -284,7 +296,7 @@ def _exact_corrections(conn: Connection, roots: set[str]) -> dict[str, tuple[Dec
     stmt = (
         select(tree.c.root_id, tree.c.run_id, calls.c.cost_total_pusd, calls.c.money_exact)
         .select_from(tree.join(calls, calls.c.run_id == tree.c.run_id))
-        .where(and_(calls.c.money_exact.is_not(None), calls.c.cost_total_pusd.is_not(None)))
+        .where(and_(_has_exact(), calls.c.cost_total_pusd.is_not(None)))
     )
     out: dict[str, tuple[Decimal, Decimal]] = {}
     for chunk in _chunks(sorted(roots)):
@@ -393,7 +405,7 @@ def call_aggregates(
         total(case((c.status != "ok", 1), else_=0)).label("error_calls"),
         total(case((c.unpriced_reason.is_not(None), 1), else_=0)).label("unpriced_calls"),
         total(case((c.seg_tools_tokens.is_not(None), 1), else_=0)).label("segmented_calls"),
-        total(case((c.money_exact.is_not(None), 1), else_=0)).label("inexact_calls"),
+        total(case((_has_exact(), 1), else_=0)).label("inexact_calls"),
         total(c.input_tokens).label("input_tokens"),
         total(c.cache_write_5m_tokens).label("cache_write_5m_tokens"),
         total(c.cache_write_1h_tokens).label("cache_write_1h_tokens"),
@@ -501,7 +513,7 @@ def _inexact_fixes(
     """Per group: exact money minus the stored whole pico-dollars (rare; see the codec)."""
     c = calls.c
     ids = sorted({r["run_id"] for r in rows})
-    stmt = select(calls).where(c.money_exact.is_not(None))
+    stmt = select(calls).where(_has_exact())
     if since is not None:
         stmt = stmt.where(c.started_at >= since)
     if until is not None:
