@@ -154,3 +154,14 @@ async def test_unknown_job_ids_and_missing_files_say_what_to_do(rig: Rig, tmp_pa
         await asubmit(tmp_path / "nope.jsonl", env=rig.env, api_key=KEY)
     with pytest.raises(BatchError, match="needs an API key"):
         await asubmit(write_job(tmp_path / "j.jsonl", 1), env=rig.env, api_key=None)
+
+
+def test_the_sync_facade_works_from_plain_code(rig: Rig, tmp_path: Path) -> None:
+    from tokenomy.batch import submit
+
+    job = submit(write_job(tmp_path / "j.jsonl", 5), env=rig.env, api_key=KEY)
+    status = job.wait_sync()
+    assert status.state == "ended" and len(list(job.results())) == 5
+    assert [s.job_id for s in list_jobs(env=rig.env)] == [job.job_id]
+    job.close()  # the env is the caller's: still open
+    assert open_job(job.job_id, env=rig.env).status().state == "ended"

@@ -8,6 +8,7 @@
     status = await job.wait()          # or job.wait_sync()
     for line in job.results():         # each line: {"custom_id", "result", "tokenomy"}
         ...
+    job.close()
 
 A job lives in the ledger database (``settings.ledger_url``) and its results in
 ``<data_dir>/batches/<job_id>/``; any process can open it again by id (:func:`open_job`) and
@@ -113,11 +114,25 @@ class BatchEnv:
 class Job:
     """A batch job by id: its status, its results, and the loop that finishes it."""
 
-    def __init__(self, job_id: str, env: BatchEnv, *, api_key: str | None = None) -> None:
+    def __init__(
+        self, job_id: str, env: BatchEnv, *, api_key: str | None = None, owns_env: bool = False
+    ) -> None:
         self.job_id = job_id
         self.env = env
         self._api_key = api_key
+        self._owns_env = owns_env
         env.store.get(job_id)  # a clear error for an unknown id
+
+    def close(self) -> None:
+        """Release the ledger connection (only when this job opened it)."""
+        if self._owns_env:
+            self.env.close()
+
+    def __enter__(self) -> Job:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def row(self) -> JobRow:
         return self.env.store.get(self.job_id)
@@ -392,21 +407,34 @@ def submit(source: Source, **kwargs: Any) -> Job:
     own = env is None
     env = env or BatchEnv()
     try:
-        return _run_sync(lambda: asubmit(source, env=env, **kwargs))
+        job = _run_sync(lambda: asubmit(source, env=env, **kwargs))
     except BaseException:
         if own:
             with contextlib.suppress(Exception):
                 env.close()
         raise
+    job._owns_env = own
+    return job
 
 
 def open_job(job_id: str, *, env: BatchEnv | None = None, api_key: str | None = None) -> Job:
-    """A job recorded earlier, by id (any process may resume it)."""
-    return Job(job_id, env or BatchEnv(), api_key=api_key)
+    """A job recorded earlier, by id (any process may resume it); close it when done."""
+    if env is not None:
+        return Job(job_id, env, api_key=api_key)
+    own = BatchEnv()
+    try:
+        return Job(job_id, own, api_key=api_key, owns_env=True)
+    except BaseException:
+        own.close()
+        raise
 
 
 def list_jobs(*, env: BatchEnv | None = None, limit: int = 50) -> list[JobStatus]:
     """The newest jobs first, with their status."""
-    env = env or BatchEnv()
-    now = env.clock.now()
-    return [job_status(env.store, job, now=now) for job in env.store.list_jobs(limit=limit)]
+    use = env or BatchEnv()
+    try:
+        now = use.clock.now()
+        return [job_status(use.store, job, now=now) for job in use.store.list_jobs(limit=limit)]
+    finally:
+        if env is None:
+            use.close()
