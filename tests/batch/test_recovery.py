@@ -241,3 +241,29 @@ def test_a_sigkilled_holder_is_dead_even_before_it_is_reaped() -> None:
         proc.wait()
     assert owner_is_dead(owner)
     assert not owner_is_dead(f"some-other-host:{proc.pid}:x")  # another host: cannot tell
+
+
+async def test_a_chunk_the_api_refuses_fails_the_job_and_resume_goes_on(
+    rig: Rig, tmp_path: Path
+) -> None:
+    # A 400 on create: nothing was made; the job fails with the API's message.
+    job = await asubmit(write_job(tmp_path / "j.jsonl", 4), env=rig.env, api_key=KEY, send=False)
+    runner = rig.env.runner(job.row(), api_key=KEY)
+    try:
+        from tokenomy.batch.transport import BatchApiError, CreateOutcome
+
+        async def refused(body: bytes) -> CreateOutcome:
+            err = BatchApiError(
+                status=400, error_type="invalid_request_error", message="bad", retry_after=None
+            )
+            return CreateOutcome(error=err)
+
+        runner.api.create = refused  # type: ignore[method-assign]
+        with pytest.raises(BatchError, match="the API refused chunk 1"):
+            await runner.run()
+    finally:
+        await runner.api.aclose()
+    assert job.row().state == "failed" and "invalid_request_error" in (job.row().error or "")
+    assert rig.batches() == []
+    status = await job.wait()  # the cause is gone: resume goes on
+    assert status.state == "ended" and status.requests["succeeded"] == 4

@@ -157,6 +157,13 @@ class Job:
             require_key(job, self._api_key)  # before the work, not after it
             _intake(self.env, job, resume=True)
             job = self.row()
+        if job.state == "failed":
+            # The API refused a chunk (its message is the job's error); the caller fixed the
+            # cause: the refused chunk is `planned` again, so the job simply goes on.
+            self.env.store.update_job(
+                job.job_id, now=self.env.clock.now(), state="submitting", error=None
+            )
+            job = self.row()
         if not job.open:
             return self.status()
         self._check_key(job)
