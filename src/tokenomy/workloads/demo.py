@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 import anyio
 
@@ -39,7 +38,6 @@ def run_all(
     sink: UsageSink | None = None,
     latency: bool = True,
     progress: Callable[[str], None] | None = None,
-    batch_runner: Callable[..., Any] | None = None,
 ) -> list[DemoRow]:
     """Every workload in every configuration, naive first (the baseline of the savings)."""
     chosen = list(workloads) if workloads is not None else reference_workloads()
@@ -52,9 +50,7 @@ def run_all(
             for config in order:
                 if progress is not None:
                     progress(f"{w.name} ({config})")
-                r = await run_workload(
-                    w, config=config, sink=sink, latency=latency, batch_runner=batch_runner
-                )
+                r = await run_workload(w, config=config, sink=sink, latency=latency)
                 if config == "naive":
                     naive_usd = r.cost_usd
                 if config in configs:

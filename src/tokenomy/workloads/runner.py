@@ -33,6 +33,7 @@ from tokenomy.emulator import EmulatorConfig, LatencyModel, create_app
 from tokenomy.errors import WorkloadError
 from tokenomy.pipeline import FollowClock, Pipeline, PipelineConfig, Run
 from tokenomy.ports import UsageSink
+from tokenomy.workloads.batching import run_items_as_batch
 from tokenomy.workloads.build import Context, build_context, item_message, mark_newest, turn_message
 from tokenomy.workloads.spec import Workload
 
@@ -55,7 +56,8 @@ class WorkloadResult:
     mode: Literal["interactive", "batch"]
     calls: int
     cost_usd: Decimal
-    ideal_usd: Decimal
+    # None in batch mode: the ideal is defined for calls the pipeline sees one by one
+    ideal_usd: Decimal | None
     cache_read_tokens: int
     input_tokens: int
     output_tokens: int
@@ -68,7 +70,9 @@ class WorkloadResult:
 
     @property
     def efficiency(self) -> Decimal | None:
-        return self.ideal_usd / self.cost_usd if self.cost_usd > 0 else None
+        if self.ideal_usd is None or self.cost_usd <= 0:
+            return None
+        return self.ideal_usd / self.cost_usd
 
     @property
     def hit_rate(self) -> float | None:
@@ -104,7 +108,6 @@ async def run_workload(
     sink: UsageSink | None = None,
     latency: bool = True,
     table: ModelTable | None = None,
-    batch_runner: Callable[..., Any] | None = None,
 ) -> WorkloadResult:
     """Run ``w`` in ``config`` against a fresh in-process emulator; never raises on a failed
     check (it is reported in the result)."""
@@ -142,14 +145,37 @@ async def run_workload(
         env = _Env(w, config, ctx, client, pipeline, emulator.clock.advance)
         start_s = emulator.clock.now_s()
         run = pipeline.start_run(w.name, tags={"workload": w.name, "config": config})
-        mode: Literal["interactive", "batch"] = "interactive"
         with run:
+            if w.items is not None and config == "full" and w.batchable:
+                outcome = await run_items_as_batch(
+                    ctx,
+                    app=app,
+                    api_key=API_KEY,
+                    run=run,
+                    clock=pipeline.clock,
+                    advance=emulator.clock.advance,
+                    sink=sink,
+                )
+                await http.aclose()
+                return WorkloadResult(
+                    workload=w.name,
+                    config=config,
+                    mode="batch",
+                    calls=outcome.calls,
+                    cost_usd=outcome.cost_usd,
+                    ideal_usd=None,
+                    cache_read_tokens=outcome.cache_read_tokens,
+                    input_tokens=outcome.input_tokens,
+                    output_tokens=outcome.output_tokens,
+                    success=not outcome.failures,
+                    failures=tuple(outcome.failures),
+                    emulated_s=emulator.clock.now_s() - start_s,
+                    predictions_agree=0,
+                    predictions_checked=0,
+                    run_id=run.run_id,
+                )
             if w.items is not None:
-                if config == "full" and w.batchable and batch_runner is not None:
-                    failures = await batch_runner(env, run)
-                    mode = "batch"
-                else:
-                    failures = await _run_items(env)
+                failures = await _run_items(env)
             else:
                 failures = await _run_conversation(env, run)
         failures += _check_tools(env)
@@ -157,7 +183,7 @@ async def run_workload(
         return _result(
             w,
             config=config,
-            mode=mode,
+            mode="interactive",
             run=run,
             failures=failures,
             emulated_s=emulator.clock.now_s() - start_s,
