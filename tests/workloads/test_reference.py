@@ -43,3 +43,17 @@ async def test_reference_workload(workload: Workload) -> None:
     if workload.name in ("founding-12-turn", "ten-step-20k"):
         assert saving >= Decimal("0.70"), saving
     assert saving > Decimal("0.5"), saving
+
+
+@pytest.mark.anyio
+async def test_the_bulk_job_in_batches_costs_about_half_of_interactive() -> None:
+    w = small(next(w for w in reference_workloads() if w.name == "bulk-tickets"))
+    interactive = await run_workload(w, config="cache", sink=RecordingSink())
+    batched = await run_workload(w, config="full", sink=RecordingSink())
+    assert batched.mode == "batch" and batched.success, batched.failures
+    assert batched.calls == 100
+    assert batched.hit_rate is not None and batched.hit_rate > 0.9
+    # half price on every token; the shared prefix is written once at the 1h price (2x) where
+    # the interactive run writes it at the 5m price (1.25x): a little over half with 100 items
+    ratio = batched.cost_usd / interactive.cost_usd
+    assert Decimal("0.49") < ratio < Decimal("0.52"), ratio
