@@ -16,7 +16,7 @@ AGENT_VENV := $(E2E_DIR)/agent
 LITELLM_SPEC ?= litellm[proxy]==1.103.7
 LITELLM_VENV := .bench/litellm
 
-.PHONY: help install demo test lint typecheck contracts unit e2e e2e-clients e2e-sdk1 e2e-agent-sdk bench bench-peers bench-gateway soak clean
+.PHONY: help install demo test lint typecheck contracts unit e2e e2e-clients e2e-sdk1 e2e-agent-sdk bench bench-peers bench-gateway soak clean chromium
 
 help:
 	@echo "make demo   — the main job on the built-in emulator (no API key)"
@@ -46,7 +46,7 @@ contracts: $(STAMP)
 	$(VENV)/bin/lint-imports --no-cache
 
 # The e2e installs are attempted here too; each one skips (never fails) when offline.
-unit: $(STAMP) e2e-sdk1 e2e-clients
+unit: $(STAMP) e2e-sdk1 e2e-clients chromium
 	$(VENV)/bin/pytest -q
 
 test: lint typecheck contracts unit
@@ -61,6 +61,16 @@ e2e-clients: e2e-agent-sdk
 	      @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION) >/dev/null 2>&1 \
 	    || echo "e2e: npm registry unreachable; the Claude Code tests will be skipped"; \
 	  else echo "e2e: npm not found; the Claude Code tests will be skipped"; fi; fi
+
+# Headless Chromium renders the HTML report in tests/analysis/test_html.py. Installed once
+# (apt-get, as root) when missing; without it that test is skipped, never failed.
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    ( timeout 600 apt-get update -qq && DEBIAN_FRONTEND=noninteractive timeout 900 \
+	      apt-get install -y -qq chromium ) >/dev/null 2>&1 \
+	    || echo "chromium: install failed (offline?); the HTML report's browser test will be skipped"; \
+	  else echo "chromium: not installed and cannot apt-get it here (needs root and apt); the HTML report's browser test will be skipped"; fi; fi
 
 e2e-sdk1:
 	@mkdir -p $(E2E_DIR)

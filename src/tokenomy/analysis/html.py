@@ -246,15 +246,16 @@ def _figures(detail: RunDetail, daily: UsageReport, table: ModelTable) -> list[A
     figs.append(fig)
     # 5. sub-agent roll-up
     subs = detail.subagents
-    names = [f"{s.name or s.run_id}"[:60] for s in subs] or ["(no sub-agents)"]
+    names = ["this run's own calls", *(f"{s.name or s.run_id}"[:60] for s in subs)]
+    colors = ["#4c78a8", *("#b279a2" for _ in subs)]
     fig = go.Figure(
         [
             go.Bar(
-                name="sub-agent cost",
+                name="cost",
                 y=names,
-                x=[_f(s.total_usd) for s in subs] or [0.0],
+                x=[_f(detail.summary.cost_usd), *(_f(s.total_usd) for s in subs)],
                 orientation="h",
-                marker_color="#b279a2",
+                marker_color=colors,
             )
         ],
         layout=_layout(

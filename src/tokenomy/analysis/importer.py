@@ -112,6 +112,7 @@ class _Known:
     total: int
     sidechain: bool
     message_key: tuple[str, str] | None  # (session, message id)
+    run_id: str
 
 
 class _Batch:
@@ -327,7 +328,12 @@ class _Importer:
         except OSError as exc:
             s.unreadable.append((key, exc.strerror or str(exc)))
             return
-        self.batch.reset_runs.update(task.resets)
+        if task.resets:
+            # Forget what the file gave before it was rewritten, before reading it again:
+            # otherwise its old calls would count as already imported.
+            self.batch.reset_runs.update(task.resets)
+            self.flush()
+            self.known = {k: v for k, v in self.known.items() if v.run_id not in task.resets}
         s.files_read += 1
         s.bytes_read += result.bytes_read
         s.lines_read += result.lines - task.first_line
@@ -400,7 +406,7 @@ class _Importer:
                     s.calls -= 1
         elif sidechain and mkey is not None:
             self.side_msgs.setdefault(mkey, []).append(cid)
-        self.known[cid] = _Known(total, sidechain, mkey)
+        self.known[cid] = _Known(total, sidechain, mkey, call.run_id)
         b.calls[cid] = call.row
         b.delete_calls.discard(cid)
         if call.cost_usd is not None:
@@ -449,7 +455,7 @@ class _Importer:
                 )
             )
             mkey = (session, r["message_id"]) if r["message_id"] else None
-            self.known[r["call_id"]] = _Known(total, side, mkey)
+            self.known[r["call_id"]] = _Known(total, side, mkey, r["run_id"])
             if mkey is not None:
                 if side:
                     self.side_msgs.setdefault(mkey, []).append(r["call_id"])
