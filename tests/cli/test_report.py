@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -139,3 +141,80 @@ def test_a_bad_ledger_url_is_one_line_and_exit_2(
     assert code == 2
     assert out == ""
     assert err.count("\n") == 1 and err.startswith("error: unknown ledger URL scheme 'mysql'")
+
+
+# ---------------------------------------------------------------------- usage analysis
+
+TRANSCRIPTS = Path(__file__).resolve().parents[1] / "fixtures" / "claude_code" / "basic"
+S1 = "cc:11111111-1111-4111-8111-111111111111"
+
+
+@pytest.fixture
+def imported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "claude"
+    shutil.copytree(TRANSCRIPTS, src)
+    assert main(["import", "claude-code", str(src)]) == 0
+    capsys.readouterr()
+
+
+@pytest.mark.usefixtures("imported")
+def test_by_session_table_json_and_csv(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "--by", "session")
+    assert code == 0
+    line = next(x for x in out.splitlines() if "Fix the login bug and add a test" in x)
+    assert "cc:1111" in line and "$0.2005" in line
+    assert "$0.1374" in line  # prefix
+    assert "Usage by session" in out and "write amp" in out
+    code, out, _ = _run(capsys, "--by", "model", "--json")
+    rows = {r["key"]: r for r in orjson.loads(out)["rows"]}
+    assert rows["claude-haiku-4-5-20251001"]["cost_usd"] == "0.014857"
+    code, out, _ = _run(capsys, "--by", "day", "--csv")
+    head, first, total = out.strip().splitlines()
+    assert head.startswith("key,label,calls,")
+    assert first.startswith("2026-11-10,,10,") and total.startswith("total,total,10,")
+
+
+@pytest.mark.usefixtures("imported")
+def test_one_run_turn_by_turn(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "--run", S1)
+    assert code == 0
+    assert "⤓ 4" in out  # the compaction before turn 4
+    assert "$0.017398" in out  # sub-agents started during turn 2
+    code, out, _ = _run(capsys, "--run", S1, "--json")
+    data = orjson.loads(out)
+    assert [t["seq"] for t in data["turns"]] == [1, 2, 3, 4, 5]
+    assert data["turns"][2]["gap_s"] == 712.0
+    assert [c["kind"] for c in data["compactions"]] == ["compaction", "compact_summary"]
+
+
+@pytest.mark.usefixtures("imported")
+def test_what_if(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "--what-if", "ttl=5m")
+    assert code == 0
+    assert "estimated" in out and "$0.2156" in out  # 0.2155942 for s1
+    assert "would have cost" in out
+    code, out, _ = _run(capsys, "--what-if", "ttl=1h", "--json")
+    data = orjson.loads(out)
+    assert data["what_if_usd"] == "0.2194492"  # 0.2078242 (s1) + 0.011625 (s2)
+    assert data["exact_sessions"] == 0 and data["estimated_sessions"] == 2
+    code, _, err = _run(capsys, "--what-if", "ttl=2h")
+    assert code == 2 and "--what-if takes ttl=1h or ttl=5m" in err
+
+
+@pytest.mark.usefixtures("imported")
+def test_html_is_one_offline_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out_file = tmp_path / "r.html"
+    code, out, _ = _run(capsys, "--html", str(out_file), "--run", S1)
+    assert code == 0 and "opens offline" in out
+    page = out_file.read_text()
+    assert page.count("<script") >= 6 and "Plotly" in page
+    assert 'src="http' not in page  # plotly.js is inlined, nothing is fetched
+
+
+def test_bad_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "--by", "year")
+    assert code == 2 and "--by must be one of day, week, month" in err
+    code, _, err = _run(capsys, "--json", "--csv")
+    assert code == 2 and "pick one" in err
+    code, _, err = _run(capsys, "--html", "/tmp/x.html")
+    assert code == 2 and "no runs in the ledger" in err

@@ -378,6 +378,10 @@ def _render_groups(rep: UsageReport, fmt: str) -> None:
                 *([_ratio(r.cache_efficiency)] if named else []),
             ]
         )
+    # A column nobody has a value for (efficiency without ideal costs) only takes room.
+    keep = [i for i, _ in enumerate(cols) if any(r[i] not in ("", None) for r in rows)]
+    cols = [cols[i] for i in keep]
+    rows = [[r[i] for i in keep] for r in rows]
     first_num = 2 if named else 1
     _render.table(
         f"Usage by {rep.by}",
