@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from tokenomy.errors import ConfigError
 
@@ -30,6 +30,10 @@ ENV_VARS: dict[str, str] = {
     "TOKENOMY_REDIS": "redis_url",
     "TOKENOMY_MODE": "mode",
     "TOKENOMY_OFFLINE": "offline",
+    "TOKENOMY_UPSTREAM_API_KEY": "upstream_api_key",
+    "ANTHROPIC_AUTH_TOKEN": "anthropic_api_key",  # the SDKs' bearer token …
+    "ANTHROPIC_API_KEY": "anthropic_api_key",  # … the key wins when both are set
+    "CLAUDE_CONFIG_DIR": "claude_config_dir",
 }
 
 
@@ -54,6 +58,16 @@ class Settings(BaseModel):
     ledger_batch_rows: int = Field(default=200, ge=1)
     ledger_flush_interval_s: float = Field(default=0.25, gt=0)
     ledger_queue_max_rows: int = Field(default=10_000, ge=1)
+    # Keys are held as secrets (never printed, logged or stored; a fingerprint is kept instead).
+    anthropic_api_key: SecretStr | None = None
+    # the key the gateway sends upstream for clients that authenticate with a gateway key
+    upstream_api_key: SecretStr | None = None
+    # Claude Code's config folders (one path or a comma-separated list), as CLAUDE_CONFIG_DIR
+    claude_config_dir: str | None = None
+
+    def api_key(self) -> str | None:
+        """The Anthropic API key from the environment, revealed only to the code that sends it."""
+        return self.anthropic_api_key.get_secret_value() if self.anthropic_api_key else None
 
     @property
     def ledger_url(self) -> str:

@@ -28,9 +28,8 @@ ApiKey = Annotated[
     str | None,
     typer.Option(
         "--api-key",
-        envvar="ANTHROPIC_API_KEY",
-        show_envvar=True,
-        help="API key for the batch endpoints (never stored; the job keeps a fingerprint).",
+        help="API key for the batch endpoints (default: ANTHROPIC_API_KEY; never stored, the "
+        "job keeps a fingerprint).",
     ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
@@ -64,7 +63,12 @@ def _env(interval: float | None = None, poll_max: float = 60.0, settle: float = 
 def _open(job_id: str, env: BatchEnv, *, api_key: str | None = None) -> Job:
     from tokenomy.batch import open_job
 
-    return open_job(job_id, env=env, api_key=api_key)
+    return open_job(job_id, env=env, api_key=_key(env, api_key))
+
+
+def _key(env: BatchEnv, given: str | None) -> str | None:
+    """The key given on the command line, else the one in the settings (ANTHROPIC_API_KEY)."""
+    return given or env.settings.api_key()
 
 
 def _pct(rate: float | None) -> str:
@@ -221,7 +225,7 @@ def submit_cmd(
             asubmit(
                 file,
                 env=env,
-                api_key=api_key,
+                api_key=_key(env, api_key),
                 name=name,
                 template=template,
                 max_per_batch=max_per_batch,
