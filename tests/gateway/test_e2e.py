@@ -65,11 +65,14 @@ def run_claude(base_url: str, home: Path, *args: str) -> dict[str, Any]:
     return out
 
 
+SUBAGENT_SCENARIO = Path(__file__).parent / "fixtures" / "subagent_scenario.yaml"
+
+
 class LedgerGateway:
     """An emulator and a gateway built from settings (SQLite ledger), both over HTTP."""
 
-    def __init__(self, *, mode: str = "optimize") -> None:
-        self.emulator_app = create_app(EmulatorConfig())
+    def __init__(self, *, mode: str = "optimize", brain: str = "echo") -> None:
+        self.emulator_app = create_app(EmulatorConfig(brain=brain))
         self.emulator = EmulatorServer(self.emulator_app).start()
         self.settings = load_settings(flags={"upstream_url": self.emulator.base_url, "mode": mode})
         self.gateway: Gateway = build_gateway(self.settings)
@@ -138,6 +141,22 @@ def test_claude_code_print_tool_round_trip_and_resume_land_in_one_run(
     report = json.loads(capsys.readouterr().out)
     text = json.dumps(report)
     assert rows[0].run_id in text
+
+
+def test_a_claude_code_sub_agent_becomes_a_child_run(
+    ledger_gateway: Callable[..., LedgerGateway], tmp_path: Path
+) -> None:
+    g = ledger_gateway(brain=str(SUBAGENT_SCENARIO))
+    out = run_claude(g.url, tmp_path, "-p", "please delegate", "--allowedTools", "Agent")
+    assert out["is_error"] is False and out["result"] == "The sub-agent found it."
+    g.stop()
+    rows = g.calls()
+    assert len(rows) == 3
+    main, sub, back = rows
+    assert main.external_id == back.external_id == out["session_id"]
+    assert main.run_id == back.run_id and main.parent_run_id is None
+    # the sub-agent's call: same session, its own system prompt -> a child of the session's run
+    assert sub.parent_run_id == main.run_id and sub.run_id != main.run_id
 
 
 def _session_summary(s: Served, tmp_path: Path) -> Any:
