@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import anthropic
 import pytest
 
-from tests.gateway.conftest import GatewayHarness
+from tests.emulator.harness import TEST_KEY
+from tests.gateway.conftest import GatewayHarness, Served
 from tests.pipeline.test_founding_example import preamble
 from tokenomy.core.pricing import CostBreakdown
 
-pytestmark = pytest.mark.anyio
 MODEL = "claude-sonnet-4-6"
 
 
@@ -27,6 +28,7 @@ def body(messages: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
     }
 
 
+@pytest.mark.anyio
 async def test_create_stream_raw_stream_and_beta_are_metered(gw: GatewayHarness) -> None:
     client = gw.sdk()
     msg = await client.messages.create(**body([{"role": "user", "content": "hello"}]))
@@ -59,6 +61,7 @@ async def test_create_stream_raw_stream_and_beta_are_metered(gw: GatewayHarness)
     assert calls[0].run_id == calls[1].run_id == calls[2].run_id != calls[3].run_id
 
 
+@pytest.mark.anyio
 async def test_count_tokens_models_and_errors_pass_through(gw: GatewayHarness) -> None:
     client = gw.sdk()
     counted = await client.messages.count_tokens(
@@ -82,6 +85,7 @@ async def test_count_tokens_models_and_errors_pass_through(gw: GatewayHarness) -
     assert errors[0].error_type == "invalid_request_error"
 
 
+@pytest.mark.anyio
 async def test_batches_pass_through_and_results_are_metered_once_at_batch_prices(
     gw: GatewayHarness,
 ) -> None:
@@ -127,6 +131,7 @@ async def test_batches_pass_through_and_results_are_metered_once_at_batch_prices
     assert deleted.id == batch.id
 
 
+@pytest.mark.anyio
 async def test_bearer_auth_and_query_strings_are_accepted(gw: GatewayHarness) -> None:
     async with gw.http() as http:
         r = await http.post(
@@ -143,3 +148,69 @@ async def test_bearer_auth_and_query_strings_are_accepted(gw: GatewayHarness) ->
         )
         assert r.status_code == 200 and r.json()["input_tokens"] > 0
     assert len(gw.sink.calls) == 1  # count_tokens is passed through, not billed
+
+
+@pytest.mark.anyio
+async def test_batch_cancel_and_beta_count_tokens(gw: GatewayHarness) -> None:
+    client = gw.sdk()
+    batch = await client.messages.batches.create(
+        requests=[
+            {
+                "custom_id": "only",
+                "params": {
+                    "model": MODEL,
+                    "max_tokens": 8,
+                    "messages": [{"role": "user", "content": "x"}],
+                },
+            }
+        ]
+    )
+    cancelled = await client.messages.batches.cancel(batch.id)
+    assert cancelled.processing_status in ("canceling", "ended")
+    counted = await client.beta.messages.count_tokens(
+        model=MODEL, messages=[{"role": "user", "content": "hello"}]
+    )
+    assert counted.input_tokens > 0
+
+
+def test_the_sync_sdk_over_real_http_with_tools(serve_gateway: Callable[..., Served]) -> None:
+    s = serve_gateway()
+    tools = [
+        {
+            "name": "get_weather",
+            "description": "Weather for a city.",
+            "input_schema": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
+        }
+    ]
+    with anthropic.Anthropic(api_key=TEST_KEY, base_url=s.url, max_retries=0) as client:
+        first = client.messages.create(
+            model=MODEL,
+            max_tokens=64,
+            tools=tools,
+            messages=[{"role": "user", "content": "use get_weather for Paris"}],
+        )
+        assert first.stop_reason == "tool_use"
+        call = next(b for b in first.content if b.type == "tool_use")
+        second = client.messages.create(
+            model=MODEL,
+            max_tokens=64,
+            tools=tools,
+            messages=[
+                {"role": "user", "content": "use get_weather for Paris"},
+                {"role": "assistant", "content": first.content},
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "tool_result", "tool_use_id": call.id, "content": "sunny"}
+                    ],
+                },
+            ],
+        )
+        assert second.stop_reason == "end_turn"
+    s.gateway.stop()
+    assert [c.stop_reason for c in s.sink.calls] == ["tool_use", "end_turn"]
+    assert len({c.run_id for c in s.sink.calls}) == 1  # the tool round trip is one run
