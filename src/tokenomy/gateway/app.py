@@ -19,22 +19,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import secrets
 from collections.abc import AsyncIterator, Callable, Mapping, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 import orjson
 
 from tokenomy.core.keys import fingerprint
-from tokenomy.core.pricing import CostBreakdown
 from tokenomy.core.records import CallRecord
-from tokenomy.core.usage import usage_from_batch_result
-from tokenomy.errors import UpstreamError, UsageError
-from tokenomy.gateway.auth import ClientKey, GatewayKey, client_key, is_gateway_key, max_cost_usd
+from tokenomy.errors import UpstreamError
+from tokenomy.gateway.admission import Admission, Admitted, Refusal
+from tokenomy.gateway.auth import ClientKey, GatewayKey, client_key
+from tokenomy.gateway.batches import (
+    BatchResult,
+    LineSplitter,
+    batch_id_of,
+    own_results_url,
+    parse_result_line,
+)
 from tokenomy.gateway.budgets import Budgets
 from tokenomy.gateway.metrics import CONTENT_TYPE, GatewayMetrics
 from tokenomy.gateway.relay import (
@@ -46,12 +51,14 @@ from tokenomy.gateway.relay import (
     read_body,
     until_disconnect,
 )
+from tokenomy.gateway.routing import MAX_BODY_BYTES, GatewayConfig, Route, route_of
 from tokenomy.gateway.runs import PARENT_HEADER, RUN_HEADER, SUBAGENT_HEADER, RunRegistry
 from tokenomy.pipeline import (
     CallContext,
     Pipeline,
     Prepared,
     ResponseFacts,
+    Run,
     StreamTap,
     read_message,
 )
@@ -62,10 +69,6 @@ __all__ = ["MAX_BODY_BYTES", "Gateway", "GatewayConfig", "Route", "route_of"]
 
 log = logging.getLogger("tokenomy.gateway")
 
-MAX_BODY_BYTES = 32 * 1024 * 1024
-Route = Literal[
-    "messages", "count_tokens", "batch_results", "batches", "models", "healthz", "metrics", "other"
-]
 # Never forwarded: hop-by-hop, recomputed, or the gateway's own instructions.
 _DROP_REQUEST = frozenset(
     {
@@ -97,38 +100,6 @@ async def _primed(first: bytes | None, rest: AsyncIterator[bytes]) -> AsyncItera
         aclose = getattr(rest, "aclose", None)
         if aclose is not None:
             await aclose()
-
-
-def route_of(method: str, path: str) -> Route:
-    """Which route a request takes (path only; a trailing slash is tolerated)."""
-    p = path.rstrip("/") or "/"
-    if p == "/v1/messages" and method == "POST":
-        return "messages"
-    if p == "/v1/messages/count_tokens" and method == "POST":
-        return "count_tokens"
-    if p.startswith("/v1/messages/batches"):
-        return "batch_results" if method == "GET" and p.endswith("/results") else "batches"
-    if p.startswith("/v1/models"):
-        return "models"
-    if p == "/healthz" and method in ("GET", "HEAD"):
-        return "healthz"
-    if p == "/metrics" and method == "GET":
-        return "metrics"
-    return "other"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GatewayConfig:
-    """How a gateway behaves. ``upstream_api_key`` is only for gateway keys (never logged)."""
-
-    mode: Literal["optimize", "observe"] = "optimize"
-    upstream_api_key: str | None = field(default=None, repr=False)
-    # Refuse clients that do not present a gateway key (a team gateway).
-    require_gateway_key: bool = False
-    max_body_bytes: int = MAX_BODY_BYTES
-    run_idle_s: float = 3600.0
-    run_hibernate_s: float = 900.0
-    max_runs: int = 10_000
 
 
 @dataclass(slots=True)
@@ -166,6 +137,12 @@ class Gateway:
         self.config = config or GatewayConfig()
         self.budgets = budgets
         self.metrics = GatewayMetrics()
+        self.admission = Admission(
+            budgets=budgets,
+            upstream_api_key=self.config.upstream_api_key,
+            require_gateway_key=self.config.require_gateway_key,
+            metrics=self.metrics,
+        )
         self.runs = RunRegistry(
             pipeline,
             idle_s=self.config.run_idle_s,
@@ -177,7 +154,6 @@ class Gateway:
         self._optimize = self.config.mode == "optimize"
         self._tasks: set[asyncio.Task[None]] = set()
         self._metered_batches: dict[str, None] = {}
-        self._in_flight_max = Decimal(0)
         self._in_flight = 0
         self._requests = 0
         # cache scopes (upstream key fingerprints) seen, for the periodic purge
@@ -313,7 +289,11 @@ class Gateway:
                 ),
                 run=run,
             )
-            self._attribute(call, p)
+            call.prepared = p
+            if call.gateway_key is not None and call.key is not None:
+                call.max_cost_usd = self.admission.attribute(
+                    p, Admitted(call.key, call.gateway_key)
+                )
             body = p.body
         hung_up = await until_disconnect(receive, self._relay(call, body, reply))
         if hung_up:
@@ -341,107 +321,27 @@ class Gateway:
             return self.config.upstream_api_key
         return call.key.value if call.key is not None else None
 
-    def _attribute(self, call: _Call, p: Prepared) -> None:
-        """Tie the call to its gateway key (if any) and bound what it can still spend."""
-        call.prepared = p
-        gk = call.gateway_key
-        if gk is None or call.key is None:
-            return
-        # The ledger row carries the gateway key's fingerprint; the cache scope stays the
-        # upstream key's (the server's cache is the upstream organisation's).
-        p.api_key_fingerprint = fingerprint(call.key.value)
-        estimate = p.anatomy.estimated.input_total if p.anatomy is not None else 0
-        call.max_cost_usd = max_cost_usd(p.model, input_tokens_estimate=estimate, request=p.request)
-        p.decisions["gateway_key"] = {
-            "key_id": gk.key_id,
-            "budget_usd": None if gk.budget_usd is None else str(gk.budget_usd),
-            "spent_usd_at_admission": str(gk.spent_usd),
-            "max_cost_usd": None if call.max_cost_usd is None else str(call.max_cost_usd),
-        }
-        if call.max_cost_usd is not None and gk.budget_usd is not None:
-            self._in_flight_max += call.max_cost_usd
-            self.metrics.budget_in_flight_max.set(float(self._in_flight_max))
-
-    # ------------------------------------------------------------------ keys and budgets
-
     async def _authorize(self, call: _Call, reply: Reply) -> bool:
-        key = client_key(call.headers)
-        call.key = key
-        if key is None:
-            await self._refuse(
-                call,
-                reply,
-                401,
-                "x-api-key header is required (or Authorization: Bearer); send your Anthropic "
-                "API key or a tokenomy gateway key (tk-…)",
-            )
+        verdict = await self.admission.admit(call.headers)
+        if isinstance(verdict, Refusal):
+            call.key = client_key(call.headers)
+            await self._refuse(call, reply, verdict.status, verdict.message)
             return False
-        if not is_gateway_key(key.value):
-            if self.config.require_gateway_key:
-                await self._refuse(
-                    call,
-                    reply,
-                    401,
-                    "this gateway accepts only tokenomy gateway keys (tk-…); ask its operator "
-                    "for one ('tokenomy keys create')",
-                )
-                return False
-            return True
-        if self.budgets is None:
-            await self._refuse(
-                call, reply, 401, "gateway keys are not enabled on this gateway (no key store)"
-            )
-            return False
-        gk = await self.budgets.lookup(key.value)
-        if gk is None or gk.revoked:
-            await self._refuse(
-                call,
-                reply,
-                401,
-                "invalid tokenomy gateway key"
-                if gk is None
-                else f"tokenomy gateway key {gk.key_id} was revoked",
-            )
-            return False
-        if not self.config.upstream_api_key:
-            await self._refuse(
-                call,
-                reply,
-                401,
-                "this gateway has no upstream API key to use for gateway keys; start it with "
-                "TOKENOMY_UPSTREAM_API_KEY set",
-            )
-            return False
-        call.gateway_key = gk
+        call.key, call.gateway_key = verdict.key, verdict.gateway_key
         return True
 
     async def _within_budget(self, call: _Call, reply: Reply) -> bool:
-        gk = call.gateway_key
-        if gk is None or not gk.over_budget():
+        refusal = self.admission.over_budget(call.gateway_key)
+        if refusal is None:
             return True
-        self.metrics.budget_rejections.inc()
-        # The API answers a reached spend limit with 400 invalid_request_error.
-        await self._refuse(
-            call,
-            reply,
-            400,
-            f"tokenomy gateway key {gk.key_id} ({gk.name}) has reached its budget of "
-            f"${gk.budget_usd} (spent ${gk.spent_usd.quantize(Decimal('0.000001'))}); "
-            f"raise it with 'tokenomy keys budget {gk.key_id} --usd N'",
-        )
+        await self._refuse(call, reply, refusal.status, refusal.message)
         return False
 
     def _charge(self, call: _Call, record: CallRecord | None) -> None:
-        gk = call.gateway_key
-        if gk is None:
-            return
-        if call.max_cost_usd is not None and gk.budget_usd is not None:
-            self._in_flight_max -= call.max_cost_usd
-            call.max_cost_usd = None
-            self.metrics.budget_in_flight_max.set(float(self._in_flight_max))
-        if record is None or not isinstance(record.cost, CostBreakdown) or self.budgets is None:
-            return
-        self._spawn(self.budgets.add(gk.key_id, record.cost.total_usd))
+        update = self.admission.charge(call.gateway_key, call.max_cost_usd, record)
+        call.max_cost_usd = None
+        if update is not None:
+            self._spawn(update)
 
     def _spawn(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
@@ -461,11 +361,8 @@ class Gateway:
             # We read these responses as they pass: ask for them uncompressed.
             out["accept-encoding"] = "identity"
         if call.gateway_key is not None and call.key is not None:
-            upstream_key = self.config.upstream_api_key or ""
-            if call.key.header == "x-api-key":
-                out["x-api-key"] = upstream_key
-            else:
-                out["authorization"] = f"Bearer {upstream_key}"
+            name, value = self.admission.outgoing_auth(call.key)
+            out[name] = value
         return out
 
     async def _relay(self, call: _Call, body: bytes, reply: Reply) -> None:
@@ -588,15 +485,11 @@ class Gateway:
     # ------------------------------------------------------------------ batches
 
     def _own_results_url(self, call: _Call, body: bytes) -> bytes:
-        """Point a batch's ``results_url`` at this gateway, so that fetching results (which
-        SDKs do from that absolute URL) comes through here and is metered."""
         upstream = getattr(self.upstream, "base_url", None)
         host = call.headers.get("host")
-        if not isinstance(upstream, str) or not host or b'"results_url"' not in body:
+        if not isinstance(upstream, str) or not host:
             return body
-        own = f"{call.scheme}://{host}".encode()
-        pattern = re.compile(rb'("results_url"\s*:\s*")' + re.escape(upstream.encode()))
-        return pattern.sub(lambda m: m.group(1) + own, body)
+        return own_results_url(body, upstream_base=upstream, own_base=f"{call.scheme}://{host}")
 
     async def _relay_batch_results(
         self,
@@ -606,41 +499,30 @@ class Gateway:
         stream: AsyncIterator[bytes],
         reply: Reply,
     ) -> None:
-        """Forward the JSONL as it streams; meter each result line at batch prices, once."""
-        batch_id = call.path.rstrip("/").split("/")[-2]
+        """Forward the JSONL as it streams; meter each result at batch prices, once a batch."""
+        batch_id = batch_id_of(call.path)
         meter = batch_id not in self._metered_batches
+        splitter = LineSplitter()
         await reply.start(status, headers.items())
-        pending = b""
-        lines: list[bytes] = []
         async for chunk in stream:
             await reply.chunk(chunk)
             if meter:
-                pending += chunk
-                *done, pending = pending.split(b"\n")
-                lines.extend(d for d in done if d.strip())
+                splitter.feed(chunk)
         await reply.end()
-        if pending.strip():
-            lines.append(pending)
         if not meter:
             return
         run = self.runs.resolve({RUN_HEADER: f"batch {batch_id}"}, None, scope=self._scope(call))
-        for raw in lines:
-            self._meter_batch_line(call, batch_id, raw, run)
+        for raw in splitter.close():
+            result = parse_result_line(raw)
+            if result is not None:
+                self._meter_batch_result(call, batch_id, result, run)
         self._metered_batches[batch_id] = None
         while len(self._metered_batches) > 10_000:
             del self._metered_batches[next(iter(self._metered_batches))]
 
-    def _meter_batch_line(self, call: _Call, batch_id: str, raw: bytes, run: Any) -> None:
-        try:
-            line = orjson.loads(raw)
-            usage = usage_from_batch_result(line)
-        except (orjson.JSONDecodeError, UsageError):
-            return
-        result = line.get("result", {})
-        if usage is None and result.get("type") != "errored":
-            return  # canceled / expired: never billed, nothing was sent
-        message = result.get("message") if isinstance(result.get("message"), dict) else {}
-        custom_id = str(line.get("custom_id", ""))
+    def _meter_batch_result(
+        self, call: _Call, batch_id: str, result: BatchResult, run: Run
+    ) -> None:
         p = self.pipeline.prepare(
             CallContext(
                 method="POST",
@@ -652,26 +534,12 @@ class Gateway:
             run=run,
         )
         # One row per batch result, however often the results are fetched.
-        p.call_id = f"call_{batch_id}_{custom_id}"
-        p.model_requested = message.get("model")
-        p.decisions = {"batch": {"batch_id": batch_id, "custom_id": custom_id}}
+        p.call_id = f"call_{batch_id}_{result.custom_id}"
+        p.model_requested = result.model
+        p.decisions = {"batch": {"batch_id": batch_id, "custom_id": result.custom_id}}
         if call.gateway_key is not None and call.key is not None:
             p.api_key_fingerprint = fingerprint(call.key.value)
-        if usage is None:
-            err = result.get("error", {}).get("error", {})
-            facts = ResponseFacts(
-                error_type=str(err.get("type", "errored")), error_message=err.get("message")
-            )
-            self.pipeline.finish(p, status=200, facts=facts)
-            return
-        facts = ResponseFacts(
-            usage=usage,
-            message_id=message.get("id"),
-            model=message.get("model"),
-            stop_reason=message.get("stop_reason"),
-            complete=True,
-        )
-        record = self.pipeline.finish(p, status=200, facts=facts)
+        record = self.pipeline.finish(p, status=200, facts=result.facts)
         if record is not None:
             self.metrics.observe_call(record)
         self._charge(call, record)
