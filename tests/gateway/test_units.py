@@ -119,3 +119,12 @@ def test_claude_code_session_from_metadata() -> None:
     assert claude_code_session({"x-claude-code-session-id": "h"}, None) == "h"
     assert claude_code_session({}, {"metadata": {"user_id": "plain-user"}}) is None
     assert claude_code_session({}, {"metadata": {"user_id": "{broken"}}) is None
+
+
+def test_body_limits_follow_the_api_per_route() -> None:
+    from tokenomy.gateway.routing import GatewayConfig
+
+    c = GatewayConfig()
+    assert c.body_limit("messages") == c.body_limit("count_tokens") == 32 * 1024 * 1024
+    assert c.body_limit("batches") == 256 * 1024 * 1024
+    assert c.body_limit("other") == 500 * 1024 * 1024

@@ -21,7 +21,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import AsyncIterator, Callable, Mapping, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -110,7 +110,8 @@ class _Call:
     method: str
     path: str
     query: str
-    headers: dict[str, str]
+    # The client's headers (lower-case names); they hold its API key: never print them.
+    headers: dict[str, str] = field(repr=False)
     scheme: str = "http"
     key: ClientKey | None = None
     gateway_key: GatewayKey | None = None
@@ -242,11 +243,11 @@ class Gateway:
         try:
             body = await read_body(
                 receive,
-                limit=self.config.max_body_bytes,
+                limit=self.config.body_limit(call.route),
                 declared=int(declared) if declared and declared.isdigit() else None,
             )
         except BodyTooLarge:
-            mib = self.config.max_body_bytes // (1024 * 1024)
+            mib = self.config.body_limit(call.route) // (1024 * 1024)
             await self._refuse(
                 call,
                 reply,
