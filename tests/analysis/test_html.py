@@ -156,7 +156,7 @@ def ledger(tmp_path: Path) -> Iterator[Ledger]:
 def test_the_report_of_an_imported_session_draws_every_chart(
     ledger: Ledger, basic: Path, table: ModelTable, tmp_path: Path
 ) -> None:
-    import_claude_code(ledger, [basic], table=table, now=NOW, workers=1)
+    import_claude_code(ledger, [basic], table=table, now=NOW, workers=0)
     page = tmp_path / "report.html"
     html = render_html(
         run_detail(ledger, S1),

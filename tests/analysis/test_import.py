@@ -46,7 +46,7 @@ PROJECT = "projects/-w-app"
 def _import(
     ledger: Ledger, root: Path, table: ModelTable, **kw: object
 ) -> importer_mod.ImportSummary:
-    return import_claude_code(ledger, [root], table=table, now=NOW, workers=1, **kw)  # type: ignore[arg-type]
+    return import_claude_code(ledger, [root], table=table, now=NOW, workers=0, **kw)  # type: ignore[arg-type]
 
 
 def test_the_first_import_counts_every_line_by_hand(
@@ -249,10 +249,10 @@ def test_bad_input_is_reported_never_fatal(
         (basic / PROJECT / "agent-old1.jsonl").symlink_to(tmp_path / "gone.jsonl")
     else:
         unreadable.chmod(0)
-    s = import_claude_code(ledger, [basic, missing], table=table, now=NOW, workers=1)
+    s = import_claude_code(ledger, [basic, missing], table=table, now=NOW, workers=0)
     assert s.missing_roots == (str(missing),)
     assert len(s.unreadable) == 1 and s.unreadable[0][0].endswith("agent-old1.jsonl")
     assert s.calls == 9  # everything else
     assert s.useful
-    nothing = import_claude_code(ledger, [missing], table=table, now=NOW, workers=1)
+    nothing = import_claude_code(ledger, [missing], table=table, now=NOW, workers=0)
     assert nothing.files == 0 and not nothing.useful

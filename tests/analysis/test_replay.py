@@ -52,7 +52,7 @@ def test_claude_codes_message_hash_is_reproduced(v2_1_330: Path) -> None:
 def test_every_request_is_rebuilt_and_the_model_agrees(
     ledger: Ledger, v2_1_330: Path, table: ModelTable
 ) -> None:
-    s = import_claude_code(ledger, [v2_1_330], table=table, now=NOW, workers=1)
+    s = import_claude_code(ledger, [v2_1_330], table=table, now=NOW, workers=0)
     assert s.calls == 7 and s.bad_lines == 0 and s.synthetic == 1
     assert s.events == 2  # /compact: the boundary and the summary
     calls = [*run_calls(ledger, SESSION), *run_calls(ledger, AGENT)]
@@ -73,7 +73,7 @@ def test_every_request_is_rebuilt_and_the_model_agrees(
 def test_the_ideal_cost_is_kept_for_rebuilt_runs(
     ledger: Ledger, v2_1_330: Path, table: ModelTable
 ) -> None:
-    import_claude_code(ledger, [v2_1_330], table=table, now=NOW, workers=1)
+    import_claude_code(ledger, [v2_1_330], table=table, now=NOW, workers=0)
     runs = {r.run_id: r for r in list_runs(ledger, top_level=False)}
     assert runs[SESSION].ideal_usd is not None and runs[AGENT].ideal_usd is not None
     # The session wrote its prefix once and read it after: the ideal is at most what it paid.
@@ -85,7 +85,7 @@ def test_the_ideal_cost_is_kept_for_rebuilt_runs(
 def test_the_what_if_is_exact_for_these_sessions(
     ledger: Ledger, v2_1_330: Path, table: ModelTable
 ) -> None:
-    import_claude_code(ledger, [v2_1_330], table=table, now=NOW, workers=1)
+    import_claude_code(ledger, [v2_1_330], table=table, now=NOW, workers=0)
     same = what_if_report(ledger, ttl="1h", table=table)
     [session] = same.sessions
     assert session.method == "exact" and session.calls == 7

@@ -26,7 +26,7 @@ S2 = "cc:22222222-2222-4222-8222-222222222222"
 
 @pytest.fixture
 def imported(ledger: Ledger, basic: Path, table: ModelTable) -> Ledger:
-    import_claude_code(ledger, [basic], table=table, now=NOW, workers=1)
+    import_claude_code(ledger, [basic], table=table, now=NOW, workers=0)
     return ledger
 
 

@@ -218,3 +218,19 @@ def test_bad_flags(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 2 and "pick one" in err
     code, _, err = _run(capsys, "--html", "/tmp/x.html")
     assert code == 2 and "no runs in the ledger" in err
+
+
+def test_refresh_imports_new_transcript_lines_first(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "claude"
+    shutil.copytree(TRANSCRIPTS, src)
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(src))
+    code, out, err = _run(capsys, "--refresh", "--by", "session", "--json")
+    assert code == 0 and "imported 10 new calls" in err
+    assert {r["key"] for r in orjson.loads(out)["rows"]} == {
+        S1,
+        "cc:22222222-2222-4222-8222-222222222222",
+    }
+    code, out, err = _run(capsys, "--refresh", "--by", "day", "--json")
+    assert code == 0 and err == ""  # nothing new the second time

@@ -69,6 +69,18 @@ def report(
     html: Annotated[
         Path | None, typer.Option("--html", help="Write a self-contained HTML report here.")
     ] = None,
+    refresh: Annotated[
+        bool,
+        typer.Option(
+            "--refresh",
+            help="First import what Claude Code wrote since the last import "
+            "(as 'tokenomy import claude-code' does).",
+        ),
+    ] = False,
+    claude_dirs: Annotated[
+        str | None,
+        typer.Option("--claude-dir", envvar="CLAUDE_CONFIG_DIR", hidden=True),
+    ] = None,
 ) -> None:
     """Cost, tokens by segment, cache hit rate per run, group or turn; --what-if; --html."""
     from tokenomy.config import load_settings
@@ -83,6 +95,8 @@ def report(
     fmt = "json" if json else "csv" if csv else "table"
     settings = load_settings()
     with open_ledger(settings) as ledger:
+        if refresh:
+            _refresh(ledger, settings, claude_dirs)
         if html is not None:
             _write_html(
                 ledger,
@@ -145,6 +159,24 @@ def report(
         _render.line("No runs match these filters." if filtered else _EMPTY.format(where=where))
     else:
         _render_runs(runs)
+
+
+def _refresh(ledger: Any, settings: Any, claude_dirs: str | None) -> None:
+    from tokenomy.analysis.importer import import_claude_code
+    from tokenomy.analysis.transcripts import default_roots
+    from tokenomy.data import load_table
+
+    roots = default_roots(home=Path.home(), config_dirs=claude_dirs)
+    s = import_claude_code(
+        ledger, roots, table=load_table(settings.user_models_file), now=datetime.now(UTC)
+    )
+    if s.calls or s.calls_updated:
+        _render.warn(
+            f"imported {s.calls:,} new calls from Claude Code transcripts "
+            f"({s.files_read:,} files changed)"
+        )
+    for path, reason in s.unreadable:
+        _render.warn(f"cannot read {path}: {reason}")
 
 
 # ---------------------------------------------------------------------- parsing
