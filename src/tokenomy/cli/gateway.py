@@ -31,14 +31,9 @@ def gateway(
     ] = None,
     upstream_api_key_file: Annotated[
         Path | None,
-        typer.Option(help="A file holding the upstream API key used for gateway keys (tk-…)."),
-    ] = None,
-    upstream_api_key: Annotated[
-        str | None,
         typer.Option(
-            envvar="TOKENOMY_UPSTREAM_API_KEY",
-            show_envvar=True,
-            help="The upstream API key used for gateway keys; prefer the environment variable.",
+            help="A file holding the upstream API key used for gateway keys (tk-…); "
+            "default: TOKENOMY_UPSTREAM_API_KEY."
         ),
     ] = None,
     require_gateway_key: Annotated[
@@ -57,7 +52,7 @@ def gateway(
         flags={"gateway_host": host, "gateway_port": port, "upstream_url": upstream, "mode": mode},
         config_file=config,
     )
-    key = upstream_api_key
+    key: str | None = None  # default: TOKENOMY_UPSTREAM_API_KEY, through the settings
     if upstream_api_key_file is not None:
         try:
             key = upstream_api_key_file.read_text("utf-8").strip()

@@ -56,8 +56,11 @@ def build_gateway(
     """A gateway from settings: the ledger (write-behind), the pipeline, the upstream, budgets.
 
     Budgets live in Redis when ``settings.redis_url`` is set (shared by every gateway process
-    pointed at it), else in the ledger database.
+    pointed at it), else in the ledger database. The upstream key for gateway keys is
+    ``upstream_api_key``, else ``settings.upstream_api_key`` (``TOKENOMY_UPSTREAM_API_KEY``).
     """
+    if upstream_api_key is None and settings.upstream_api_key is not None:
+        upstream_api_key = settings.upstream_api_key.get_secret_value()
     ledger = open_ledger(settings)
     pipeline = build_pipeline(
         settings,
