@@ -124,10 +124,11 @@ def _render_summary(s: ImportSummary, where: str) -> None:
         f"{s.files:,} files ({mb:,.1f} MB, {s.elapsed_s:.2f} s) into {where}; "
         f"{s.files_unchanged:,} files unchanged since the last import."
     )
-    _render.line(
-        f"Cost of the imported calls: {_render.usd(s.cost_usd)}; {s.runs:,} runs written, "
-        f"{s.events:,} compaction events."
-    )
+    if s.calls or s.calls_updated or s.events:
+        _render.line(
+            f"Cost of the imported calls: {_render.usd(s.cost_usd)}; {s.runs:,} runs written, "
+            f"{s.events:,} compaction events."
+        )
     skipped = [
         (s.duplicates, "duplicate lines of one response (most complete usage kept)"),
         (s.sidechain_replays, "sidechain replays of main-conversation messages"),
