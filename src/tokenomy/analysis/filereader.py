@@ -479,8 +479,7 @@ class _Reader:
             replay_json = result.to_json() if result is not None else {"rebuilt": False}
         segments = estimate_segments(seg, c.usage)
         decisions: dict[str, Any] = {
-            "transcript": {
-                "file": str(self.tf.path),
+            "transcript": {  # the file is in the run's tags
                 "line": line_no,
                 "sidechain": c.sidechain,
                 "version": c.version,
