@@ -176,19 +176,19 @@ def test_ttl_follows_the_gaps(case: TtlCase) -> None:
     assert ttl == case.expected, reason
 
 
-def test_one_hour_before_five_minutes_with_a_caller_5m() -> None:
+def test_next_to_caller_breakpoints_ours_take_the_callers_ttl() -> None:
+    """Ours can then only add reads, never cost; and every 1h stays before every 5m."""
     req = request(tools=2, messages=agent_turns(2))
     req["messages"][1]["content"][0]["cache_control"] = {
         "type": "ephemeral"
     }  # caller 5m in history
-    out, _ = plan(req, PlanHistory(gaps_s=(600.0,)))
-    ms = markers(out)
-    seen_5m = False
-    for _, ttl in ms:
-        if ttl == "5m":
-            seen_5m = True
-        assert not (seen_5m and ttl == "1h"), ms
-    assert ms[0] == ("tools[1]", "1h")
+    out, _ = plan(req, PlanHistory(gaps_s=(600.0,)))  # a long gap would choose 1h on its own
+    assert [ttl for _, ttl in markers(out)] == ["5m"] * len(markers(out))
+    req2 = request(tools=2, messages=agent_turns(2))
+    req2["messages"][1]["content"][0]["cache_control"] = {"type": "ephemeral", "ttl": "1h"}
+    out2, _ = plan(req2)
+    ms = markers(out2)
+    assert ms[0] == ("tools[1]", "1h") and ms[-1] == ("messages[4].content[0]", "1h")
 
 
 def test_automatic_mode_sets_the_top_level_marker() -> None:

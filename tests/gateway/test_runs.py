@@ -176,10 +176,12 @@ async def _session(gw: GatewayHarness, turns: list[dict[str, Any]], gaps_s: list
     "gaps",
     [
         pytest.param([0, 20, 40, 30, 100, 10, 20, 200, 15, 30, 5, 5], id="active"),
-        # idle gaps beyond the 5-minute TTL: the planner's 1h tools breakpoint pays off
+        # idle gaps beyond the 5-minute TTL
         pytest.param(
             [0, 20, 40, 30, 400, 10, 20, 380, 15, 30, 600, 10, 20, 420, 5, 10], id="idle-gaps"
         ),
+        # two idle gaps just before the session ends: nothing to gain, nothing may be lost
+        pytest.param([0, 20, 40, 30, 10, 20, 15, 30, 10, 400, 10, 420, 5], id="idle-at-the-end"),
     ],
 )
 async def test_optimize_never_caches_worse_than_claude_codes_own_breakpoints(

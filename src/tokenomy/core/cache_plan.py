@@ -298,19 +298,22 @@ def _covered(index: int, breakpoints: Sequence[int], lookback: int) -> bool:
 def _order_ttls(
     chosen: list[Breakpoint], caller: Sequence[Breakpoint], notes: list[str]
 ) -> list[Breakpoint]:
-    """Every 1h breakpoint must precede every 5m one; the caller's TTLs are kept as sent."""
-    last_caller_1h = max((b.index for b in caller if b.ttl == "1h"), default=-1)
-    first_caller_5m = min((b.index for b in caller if b.ttl == "5m"), default=None)
+    """When the caller set breakpoints, ours take the TTL of the caller's next one (or its last).
+
+    Extra breakpoints at the caller's own TTLs can only add reads, never cost: writes are
+    billed up to the last breakpoint whatever sits before it, so a request never costs more
+    than the caller's own (docs/design/caching.md). It also keeps every 1h before every 5m.
+    """
+    if not caller:
+        return chosen
     out: list[Breakpoint] = []
     for bp in chosen:
-        ttl = bp.ttl
-        if bp.index < last_caller_1h and ttl == "5m":
-            ttl = "1h"
-            notes.append(f"{bp.ref} set to 1h: it precedes the caller's 1h breakpoint")
-        if first_caller_5m is not None and bp.index > first_caller_5m and ttl == "1h":
-            ttl = "5m"
-            notes.append(f"{bp.ref} set to 5m: it follows the caller's 5m breakpoint")
-        out.append(bp if ttl == bp.ttl else Breakpoint(bp.ref, bp.index, ttl, bp.role, bp.reason))
+        after = [c for c in caller if c.index > bp.index]
+        ttl = after[0].ttl if after else caller[-1].ttl
+        if ttl != bp.ttl:
+            notes.append(f"{bp.ref} takes the caller's TTL ({ttl})")
+            bp = Breakpoint(bp.ref, bp.index, ttl, bp.role, bp.reason)
+        out.append(bp)
     return out
 
 
