@@ -312,8 +312,7 @@ def _order_ttls(
         ttl = after[0].ttl if after else caller[-1].ttl
         if ttl != bp.ttl:
             notes.append(f"{bp.ref} takes the caller's TTL ({ttl})")
-            bp = Breakpoint(bp.ref, bp.index, ttl, bp.role, bp.reason)
-        out.append(bp)
+        out.append(bp if ttl == bp.ttl else Breakpoint(bp.ref, bp.index, ttl, bp.role, bp.reason))
     return out
 
 
