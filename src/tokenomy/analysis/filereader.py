@@ -12,7 +12,7 @@ updated in place — same id, same position in the run.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -247,6 +247,7 @@ class _Reader:
         self.replay = replay
         self.line_no = first_line
         self.calls: list[ImportedCall] = []
+        self.sink: Callable[[ImportedCall], None] | None = None
         self.events: list[RunEvent] = []
         self.bad: list[tuple[int, str]] = []
         self.synthetic = 0
@@ -441,7 +442,10 @@ class _Reader:
             c, run=run, seq=seq, seg=seg, line_no=line_no, replayed=replayed
         )
         self.segs[run] = seg
-        self.calls.append(imported)
+        if self.sink is not None:
+            self.sink(imported)
+        else:
+            self.calls.append(imported)
         self.state.open_call = (
             {
                 "call_id": call_id,
@@ -651,10 +655,16 @@ def read_file(
     replay_blob: bytes | None,
     table: ModelTable,
     pricer: _Pricer | None = None,
+    sink: Callable[[ImportedCall], None] | None = None,
 ) -> FileResult:
-    """Read ``tf`` from ``offset`` to its end. Raises OSError if it cannot be read."""
+    """Read ``tf`` from ``offset`` to its end. Raises OSError if it cannot be read.
+
+    ``sink`` takes each call as it is read (a file of any size then needs no more memory
+    than its longest line); without it the calls come back in the result.
+    """
     replay = Replayer.load(replay_blob) if replay_blob else None
     reader = _Reader(tf, state, pricer or _Pricer(table), replay, first_line)
+    reader.sink = sink
     reader.meta = _agent_meta(tf)
     end = offset
     pending = False

@@ -56,6 +56,8 @@ __all__ = ["ImportSummary", "SkippedLine", "import_claude_code"]
 
 _FLUSH_ROWS = 4_000  # rows per transaction on a big first import
 _PARALLEL_MIN_BYTES = 32 << 20  # below this, starting processes costs more than it saves
+_BIG_FILE_BYTES = 64 << 20  # read in this process, calls streamed (bounded memory)
+_STREAM_CALLS = 1_000  # calls of one file handled (dedupe lookups, batch) at a time
 _CHUNK = 500
 _EXAMPLES = 20
 
@@ -178,6 +180,16 @@ def import_claude_code(
         with ProcessPoolExecutor(n, mp_context=ctx, initializer=_init, initargs=init) as pool:
             window: deque[tuple[_Task, Future[FileResult]]] = deque()
             for task in tasks:
+                if task.ident.size - task.offset > _BIG_FILE_BYTES:
+                    # A very big file is read here, its calls streamed to the ledger: a
+                    # worker would hand all of them over at once. Files stay in order.
+                    while window:
+                        t, fut = window.popleft()
+                        importer.finish(t, fut)
+                        tick(t)
+                    importer.finish(task, None)
+                    tick(task)
+                    continue
                 window.append((task, pool.submit(_read, task.args())))
                 if len(window) > 2 * n:
                     t, fut = window.popleft()
@@ -321,6 +333,15 @@ class _Importer:
         """Read ``task`` here (or take what a worker read) and queue its rows."""
         s = self.summary
         key = str(task.tf.path)
+        fallback = task.tf.session_id or ""
+        stream: list[ImportedCall] = []
+
+        def sink(call: ImportedCall) -> None:
+            stream.append(call)
+            if len(stream) >= _STREAM_CALLS:
+                self._calls(stream, fallback)
+                stream.clear()
+
         try:
             if future is None:
                 result = read_file(
@@ -331,12 +352,16 @@ class _Importer:
                     replay_blob=task.replay,
                     table=self.table,
                     pricer=self.pricer,
+                    sink=sink,
                 )
             else:
                 result = future.result()
         except OSError as exc:
             s.unreadable.append((key, exc.strerror or str(exc)))
             return
+        # Calls already streamed were written as they came (idempotent: a crash before the
+        # file's offset is saved re-reads them into the same rows).
+        self._calls([*stream, *result.calls], result.state.session_id or fallback)
         s.files_read += 1
         s.bytes_read += result.bytes_read
         s.lines_read += result.lines - task.first_line
@@ -351,11 +376,6 @@ class _Importer:
 
     def take(self, tf: TranscriptFile, result: FileResult, ident: FileIdentity) -> None:
         b = self.batch
-        session = result.state.session_id or tf.session_id or ""
-        if self.incremental:
-            self._lookup(result.calls, session)
-        for call in result.calls:
-            self._call(call, call.session_id or session)
         for run in result.runs:
             b.runs[run.run_id] = run_to_row(run)
         for ev in result.events:
@@ -378,6 +398,16 @@ class _Importer:
             "imported_at": self.now,
         }
         if len(b) >= _FLUSH_ROWS:
+            self.flush()
+
+    def _calls(self, found: Sequence[ImportedCall], session: str) -> None:
+        if not found:
+            return
+        if self.incremental:
+            self._lookup(found, session)
+        for call in found:
+            self._call(call, call.session_id or session)
+        if len(self.batch) >= _FLUSH_ROWS:
             self.flush()
 
     def _call(self, call: ImportedCall, session: str) -> None:
