@@ -282,3 +282,15 @@ async def test_cache_diagnostics_sends_the_previous_message_id_with_the_beta() -
     assert "diagnostics" not in orjson.loads(seen[0].content)
     assert orjson.loads(seen[1].content)["diagnostics"] == {"previous_message_id": first.id}
     assert seen[1].headers["anthropic-beta"] == "context-1m-2025-08-07,cache-diagnosis-2026-04-07"
+
+
+@pytest.mark.anyio
+async def test_a_stream_cut_after_message_start_is_recorded_as_an_error() -> None:
+    h = make_harness()
+    await _post_faults(h, {"faults": [{"kind": "drop_after_start", "nth": 1}]})
+    client = h.client()
+    with pytest.raises(Exception):  # the SDK's own error for a broken stream
+        async with client.messages.stream(**body([{"role": "user", "content": "hi"}])) as stream:
+            await stream.get_final_message()
+    [call] = h.sink.calls
+    assert call.status == "error" and call.stream and call.error_message

@@ -44,7 +44,7 @@ def meter_call(
         "cancelled"
         if cancelled
         else "ok"
-        if status < 400 and usage is not None and not facts.error_type
+        if status < 400 and usage is not None and not facts.error_type and error is None
         else "error"
     )
     price: CostBreakdown | Unpriced | None = None
