@@ -289,7 +289,7 @@ async def test_a_stream_cut_after_message_start_is_recorded_as_an_error() -> Non
     h = make_harness()
     await _post_faults(h, {"faults": [{"kind": "drop_after_start", "nth": 1}]})
     client = h.client()
-    with pytest.raises(Exception):  # the SDK's own error for a broken stream
+    with pytest.raises(anthropic.APIError):  # the SDK's own error for a broken stream
         async with client.messages.stream(**body([{"role": "user", "content": "hi"}])) as stream:
             await stream.get_final_message()
     [call] = h.sink.calls

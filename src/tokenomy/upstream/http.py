@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import random
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -109,13 +110,21 @@ class HttpUpstream:
         self.retry = retry
         self._sleep = sleep
         self._rng = random.Random(seed)
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        if transport is None:
+            # TCP_NODELAY: a request goes out as headers then body; with Nagle's algorithm the
+            # second write waits for the peer's delayed ACK (~40 ms on loopback).
+            transport = httpx.AsyncHTTPTransport(
+                limits=limits,
+                socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+            )
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
             transport=transport,
             timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
+            limits=limits,
             follow_redirects=False,
         )
 
