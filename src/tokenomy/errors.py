@@ -55,7 +55,14 @@ class LedgerError(TokenomyError):
 
 
 class UpstreamError(TokenomyError):
-    """The upstream API could not be reached or answered with something unusable."""
+    """The upstream API could not be reached or answered with something unusable.
+
+    ``timeout`` is True when the upstream was reached but did not answer in time.
+    """
+
+    def __init__(self, message: str, *, timeout: bool = False) -> None:
+        super().__init__(message)
+        self.timeout = timeout
 
 
 class BatchError(TokenomyError):

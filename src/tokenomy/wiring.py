@@ -9,8 +9,8 @@ from tokenomy.config import Settings, load_settings
 from tokenomy.data import load_table
 from tokenomy.ledger import Ledger, WriterOptions
 from tokenomy.pipeline import Pipeline, PipelineConfig, SystemClock
-from tokenomy.ports import Clock, UsageSink
-from tokenomy.upstream import HttpUpstream
+from tokenomy.ports import Clock, Upstream, UsageSink
+from tokenomy.upstream import AiohttpUpstream
 
 
 def open_ledger(settings: Settings) -> Ledger:
@@ -82,17 +82,17 @@ def build_upstream(
     upstream_url: str | None = None,
     timeout_s: float = 600.0,
     connect_timeout_s: float = 10.0,
-) -> HttpUpstream:
-    """The HTTP upstream at ``settings.upstream_url`` (or ``upstream_url``), without retries.
+) -> Upstream:
+    """The relay's upstream at ``settings.upstream_url`` (or ``upstream_url``), without retries.
 
     No retries: a relay (the gateway) passes the API's errors to its client, whose own retry
-    logic (``retry-after``, backoff) then applies exactly as it would against the API.
+    logic (``retry-after``, backoff) then applies exactly as it would against the API. aiohttp,
+    because a relay's added latency is mostly its HTTP client's CPU (docs/design/gateway.md).
     ``settings.offline`` refuses any upstream that is not on this machine.
     """
-    return HttpUpstream(
+    return AiohttpUpstream(
         upstream_url or settings.upstream_url,
         timeout_s=timeout_s,
         connect_timeout_s=connect_timeout_s,
         offline=settings.offline,
-        retry=None,
     )

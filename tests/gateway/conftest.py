@@ -24,7 +24,7 @@ from tokenomy.data import builtin_table
 from tokenomy.emulator import EmulatorConfig, create_app
 from tokenomy.gateway import Budgets, Gateway, GatewayConfig
 from tokenomy.pipeline import FollowClock, Pipeline, PipelineConfig
-from tokenomy.upstream import HttpUpstream
+from tokenomy.upstream import AiohttpUpstream, HttpUpstream
 
 
 @pytest.fixture
@@ -87,8 +87,8 @@ def build_harness(
             transport=httpx.ASGITransport(app=app),
             timeout_s=upstream_timeout_s,
         )
-    else:
-        upstream = HttpUpstream(upstream_url, timeout_s=upstream_timeout_s, connect_timeout_s=2)
+    else:  # over real HTTP: the gateway's own upstream, as `tokenomy gateway` builds it
+        upstream = AiohttpUpstream(upstream_url, timeout_s=upstream_timeout_s, connect_timeout_s=2)
     gateway = Gateway(
         pipeline=pipeline,
         upstream=upstream,

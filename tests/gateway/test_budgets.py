@@ -101,13 +101,17 @@ async def test_a_spent_budget_refuses_before_sending_and_the_overshoot_is_bounde
 ) -> None:
     key, secret = store.create("carol", budget_usd=Decimal("0.00001"), now=NOW)
     gw = make_gateway(budgets=SqlBudgets(store), upstream_api_key=TEST_KEY)
-    # 8 requests at once: all admitted (nothing spent yet), so the budget is overshot —
-    # by no more than the max cost of the requests that were in flight.
+    # 8 requests at once: those admitted before the first one's spend lands overshoot the
+    # budget — by no more than the max cost of the requests that were in flight. (How many get
+    # in depends on scheduling; the rest are refused as a spent budget.)
     replies = await asyncio.gather(*(post(gw, secret) for _ in range(8)))
-    assert all(r.status_code == 200 for r in replies)
+    statuses = [r.status_code for r in replies]
+    assert statuses.count(200) >= 1 and set(statuses) <= {200, 400}, statuses
     await gw.gateway.drain()
     spent = store.get(key.key_id).spent_usd
-    bound = sum(Decimal(c.decisions["gateway_key"]["max_cost_usd"]) for c in gw.sink.calls)
+    admitted = [c for c in gw.sink.calls if "gateway_key" in c.decisions]
+    assert len(admitted) == statuses.count(200)
+    bound = sum(Decimal(c.decisions["gateway_key"]["max_cost_usd"]) for c in admitted)
     assert key.budget_usd is not None
     assert key.budget_usd < spent <= key.budget_usd + bound
     sent = len(gw.emulator.recent())

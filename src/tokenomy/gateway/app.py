@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import orjson
 
 from tokenomy.core.keys import fingerprint
@@ -390,7 +389,7 @@ class Gateway:
                     stream=True,
                 )
             except UpstreamError as exc:
-                timeout = isinstance(exc.__cause__, httpx.TimeoutException)
+                timeout = exc.timeout
                 status = 504 if timeout else 502
                 error = str(exc)
                 facts = ResponseFacts(

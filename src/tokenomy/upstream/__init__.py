@@ -1,5 +1,6 @@
 """Upstream: the only code that talks to the Anthropic API (real or emulated)."""
 
+from tokenomy.upstream.aio import AiohttpUpstream
 from tokenomy.upstream.http import HttpUpstream, RetryPolicy, is_local_url, retry_after_s
 
-__all__ = ["HttpUpstream", "RetryPolicy", "is_local_url", "retry_after_s"]
+__all__ = ["AiohttpUpstream", "HttpUpstream", "RetryPolicy", "is_local_url", "retry_after_s"]

@@ -23,9 +23,9 @@ import httpx
 from tokenomy.errors import ConfigError, UpstreamError
 from tokenomy.ports import UpstreamRequest, UpstreamResponse
 
-__all__ = ["HttpUpstream", "RetryPolicy", "is_local_url", "retry_after_s"]
+__all__ = ["HOP_BY_HOP", "HttpUpstream", "RetryPolicy", "is_local_url", "retry_after_s"]
 
-_HOP_BY_HOP = frozenset(
+HOP_BY_HOP = frozenset(
     {
         "connection",
         "keep-alive",
@@ -130,7 +130,7 @@ class HttpUpstream:
 
     async def send(self, request: UpstreamRequest, *, stream: bool = False) -> UpstreamResponse:
         """Send ``request``; with ``stream`` the body comes back as raw chunks."""
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         url = request.path + (f"?{request.query}" if request.query else "")
         attempts = 0
         while True:
@@ -145,7 +145,7 @@ class HttpUpstream:
                     attempts += 1
                     continue
                 raise UpstreamError(
-                    f"upstream {self.base_url} timed out ({type(exc).__name__})"
+                    f"upstream {self.base_url} timed out ({type(exc).__name__})", timeout=True
                 ) from exc
             except httpx.HTTPError as exc:
                 if self._should_retry(attempts, None):
@@ -162,9 +162,7 @@ class HttpUpstream:
                 await self._wait(attempts, after)
                 attempts += 1
                 continue
-            out_headers = {
-                k: v for k, v in response.headers.items() if k.lower() not in _HOP_BY_HOP
-            }
+            out_headers = {k: v for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP}
             if stream:
                 return UpstreamResponse(
                     status=response.status_code,
@@ -206,6 +204,9 @@ async def _raw(response: httpx.Response) -> AsyncIterator[bytes]:
         async for chunk in response.aiter_raw():
             yield chunk
     except httpx.HTTPError as exc:
-        raise UpstreamError(f"upstream stream broke: {type(exc).__name__}: {exc}") from exc
+        raise UpstreamError(
+            f"upstream stream broke: {type(exc).__name__}: {exc}",
+            timeout=isinstance(exc, httpx.TimeoutException),
+        ) from exc
     finally:
         await response.aclose()
