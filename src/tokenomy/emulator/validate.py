@@ -76,7 +76,9 @@ def _check_messages(messages: object) -> None:
             empty = not content
         else:
             raise bad_request(f"{path}.content: Input should be a valid string or a valid list")
-        if empty and not (i == last and role == "assistant"):
+        # An empty mid-conversation system message is accepted: Claude Code 2.1.330 sends one
+        # on its first request after /compact, and that request works against the API.
+        if empty and role != "system" and not (i == last and role == "assistant"):
             raise bad_request(
                 f"{path}: all messages must have non-empty content except for the optional "
                 "final assistant message"
