@@ -26,15 +26,16 @@ __all__ = [
     "run_app",
     "status",
     "table",
+    "text_out",
     "usd",
     "warn",
 ]
 
 
 def _console(*, stderr: bool) -> Console:
-    c = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    c = Console(stderr=stderr, highlight=False, soft_wrap=True, emoji=False)
     if not c.is_terminal:  # piped or captured: never truncate columns to 80
-        c = Console(stderr=stderr, highlight=False, soft_wrap=True, width=240)
+        c = Console(stderr=stderr, highlight=False, soft_wrap=True, emoji=False, width=240)
     return c
 
 
@@ -159,6 +160,12 @@ def progress(description: str, *, total: int) -> Iterator[Callable[[int, str], N
             bar.update(task, completed=completed, info=info)
 
         yield update
+
+
+def text_out(text: str) -> None:
+    """Text to stdout exactly as given (CSV): no markup, no emoji codes, no wrapping."""
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()
 
 
 def raw_lines(lines: Iterable[bytes]) -> None:

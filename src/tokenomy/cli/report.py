@@ -227,7 +227,7 @@ def _csv(rows: list[dict[str, Any]]) -> None:
         writer.writeheader()
         for r in rows:
             writer.writerow({k: _flat(v) for k, v in r.items()})
-    _render.line(buf.getvalue().rstrip("\n"))
+    _render.text_out(buf.getvalue())
 
 
 def _flat(v: Any) -> Any:
