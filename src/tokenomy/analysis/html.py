@@ -18,20 +18,26 @@ import html as _html
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
-from tokenomy.analysis.reports import UsageReport
-from tokenomy.analysis.turns import RunDetail, Turn
+from tokenomy.analysis.reports import UsageReport, usage_report
+from tokenomy.analysis.turns import RunDetail, Turn, run_detail
 from tokenomy.core.pricing import MTOK, Rates, rates
 from tokenomy.data.table import ModelTable
+from tokenomy.errors import InputError
+from tokenomy.ledger import Ledger
+from tokenomy.ledger.queries import list_runs
 
 __all__ = [
     "CHART_HEIGHT_PX",
     "CHART_IDS",
     "HEADER_HEIGHT_PX",
+    "HtmlReport",
     "Miss",
     "cache_misses",
     "render_html",
+    "write_report",
 ]
 
 CHART_IDS = ("cost-per-turn", "context", "hit-rate", "misses", "subagents", "daily")
@@ -352,3 +358,48 @@ turns, new input = the latest turn, output, sub-agent = what sub-agents spent.</
 {blocks}
 </body></html>
 """
+
+
+@dataclass(frozen=True, slots=True)
+class HtmlReport:
+    """A written report: where, for which run, how big."""
+
+    path: Path
+    run_id: str
+    turns: int
+    size_bytes: int
+
+
+def write_report(
+    ledger: Ledger,
+    path: Path,
+    *,
+    table: ModelTable,
+    now: datetime,
+    run_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    project: str | None = None,
+) -> HtmlReport:
+    """Render the report of ``run_id`` (default: the newest top-level run) to ``path``."""
+    if run_id is None:
+        recent = list_runs(ledger, since=since, until=until, top_level=True, limit=1)
+        if not recent:
+            raise InputError(
+                f"no runs in the ledger at {ledger.display} to report on; import transcripts "
+                "(tokenomy import claude-code) or send calls through tokenomy first"
+            )
+        run_id = recent[0].run_id
+    detail = run_detail(ledger, run_id)
+    daily = usage_report(ledger, by="day", since=since, until=until, project=project)
+    page = render_html(detail, daily, table=table, generated_at=now)
+    try:
+        path.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write the HTML report to {str(path)!r}: {exc.strerror}") from None
+    return HtmlReport(
+        path=path,
+        run_id=detail.summary.run_id,
+        turns=len(detail.turns),
+        size_bytes=len(page.encode()),
+    )

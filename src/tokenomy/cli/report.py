@@ -638,30 +638,20 @@ def _write_html(
     project: str | None,
     settings: Any,
 ) -> None:
-    from tokenomy.analysis.html import render_html
-    from tokenomy.analysis.reports import usage_report
-    from tokenomy.analysis.turns import run_detail
+    from tokenomy.analysis.html import write_report
     from tokenomy.data import load_table
-    from tokenomy.ledger.queries import list_runs
 
-    if run is None:
-        recent = list_runs(ledger, since=since, until=until, top_level=True, limit=1)
-        if not recent:
-            raise InputError(
-                f"no runs in the ledger at {ledger.display} to report on; import transcripts "
-                "(tokenomy import claude-code) or send calls through tokenomy first"
-            )
-        run = recent[0].run_id
-    detail = run_detail(ledger, run)
-    daily = usage_report(ledger, by="day", since=since, until=until, project=project)
-    page = render_html(
-        detail, daily, table=load_table(settings.user_models_file), generated_at=datetime.now(UTC)
+    report = write_report(
+        ledger,
+        path,
+        table=load_table(settings.user_models_file),
+        now=datetime.now(UTC),
+        run_id=run,
+        since=since,
+        until=until,
+        project=project,
     )
-    try:
-        path.write_text(page, encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot write the HTML report to {str(path)!r}: {exc.strerror}") from None
     _render.line(
-        f"Wrote {path} ({len(page) / 1e6:.1f} MB, opens offline): run {detail.summary.run_id}, "
-        f"{len(detail.turns)} turns."
+        f"Wrote {report.path} ({report.size_bytes / 1e6:.1f} MB, opens offline): run "
+        f"{report.run_id}, {report.turns} turns."
     )

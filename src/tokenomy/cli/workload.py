@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
@@ -183,8 +184,14 @@ def demo(
     finally:
         if sink is not None:
             sink.close()
+    report = _demo_report(rows) if sink is not None else None
     if json:
-        _render.json_out([_result_json(r.result, r.naive_usd) for r in rows])
+        _render.json_out(
+            {
+                "results": [_result_json(r.result, r.naive_usd) for r in rows],
+                "html_report": str(report) if report else None,
+            }
+        )
         return
     _render_rows(rows)
     failed = [r for r in rows if not r.result.success]
@@ -208,5 +215,41 @@ def demo(
         "`anthropic.Anthropic(...)` with `tokenomy.Anthropic(...)` or point it at `tokenomy "
         "gateway`, then run `tokenomy report` and `tokenomy doctor`."
     )
+    if report is not None:
+        _render.line()
+        _render.line(f"HTML report of the founding run, turn by turn: {report}")
+        _render.line("More: tokenomy report · tokenomy report --run RUN_ID · tokenomy doctor")
     if failed:
         raise typer.Exit(1)
+
+
+def _demo_report(rows: list[DemoRow]) -> Path | None:
+    """An HTML report of the founding workload's cached run, in the data dir (or None)."""
+    from datetime import UTC, datetime
+
+    from tokenomy.analysis.html import write_report
+    from tokenomy.data import load_table
+    from tokenomy.errors import TokenomyError
+    from tokenomy.wiring import open_ledger
+
+    cached = [
+        r.result for r in rows if r.result.config == "cache" and r.result.mode == "interactive"
+    ]
+    if not cached:
+        return None
+    chosen = next((r for r in cached if r.workload == "founding-12-turn"), cached[0])
+    settings = load_settings()
+    path = settings.data_dir / "demo-report.html"
+    try:
+        with open_ledger(settings) as ledger:
+            write_report(
+                ledger,
+                path,
+                table=load_table(settings.user_models_file),
+                now=datetime.now(UTC),
+                run_id=chosen.run_id,
+            )
+    except TokenomyError as exc:
+        _render.warn(f"no HTML report: {exc}")
+        return None
+    return path
