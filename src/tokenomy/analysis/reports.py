@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 
+from tokenomy.core.usage import TokenTotals
 from tokenomy.ledger import Ledger
 from tokenomy.ledger.queries import CallAggregate, RunNode, call_aggregates, run_nodes
 
@@ -40,7 +41,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(slots=True)
-class UsageRow:
+class UsageRow(TokenTotals):
     """One group of calls, summed."""
 
     key: str
@@ -74,25 +75,7 @@ class UsageRow:
     last_at: datetime | None = None
     models: set[str] = field(default_factory=set)
 
-    @property
-    def cache_write_tokens(self) -> int:
-        return self.cache_write_5m_tokens + self.cache_write_1h_tokens
-
-    @property
-    def total_input_tokens(self) -> int:
-        return self.input_tokens + self.cache_write_tokens + self.cache_read_tokens
-
-    @property
-    def cache_hit_rate(self) -> float | None:
-        total = self.total_input_tokens
-        return None if total == 0 else self.cache_read_tokens / total
-
-    @property
-    def write_amplification(self) -> float | None:
-        """Tokens written to cache per token read from it; None without reads."""
-        if self.cache_read_tokens == 0:
-            return None
-        return self.cache_write_tokens / self.cache_read_tokens
+    # cache_write_tokens, total_input_tokens, cache_hit_rate, write_amplification: TokenTotals.
 
     @property
     def total_usd(self) -> Decimal:

@@ -59,9 +59,7 @@ class Turn:
     @property
     def write_amplification(self) -> float | None:
         u = self.call.usage
-        if u is None or u.cache_read_tokens == 0:
-            return None
-        return u.cache_write_tokens / u.cache_read_tokens
+        return None if u is None else u.write_amplification
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from typing import Any
 from tokenomy.core.anatomy import apportion, segment_costs
 from tokenomy.core.pricing import CostBreakdown, Unpriced, cost, rates
 from tokenomy.core.records import CallRecord, CallStatus, SegmentTokens
-from tokenomy.core.usage import Usage, usage_from_batch_result
+from tokenomy.core.usage import TokenTotals, Usage, usage_from_batch_result
 from tokenomy.data.table import ModelTable
 from tokenomy.errors import UsageError
 
@@ -31,7 +31,7 @@ __all__ = ["Metered", "Tally", "meter_result"]
 
 
 @dataclass(slots=True)
-class Tally:
+class Tally(TokenTotals):
     """Sums over results: counts by outcome, tokens, and money (batch and interactive)."""
 
     succeeded: int = 0
@@ -50,19 +50,7 @@ class Tally:
     unpriced: int = 0
     errors: dict[str, int] = field(default_factory=dict)
 
-    @property
-    def total_input_tokens(self) -> int:
-        return (
-            self.input_tokens
-            + self.cache_read_tokens
-            + self.cache_write_5m_tokens
-            + self.cache_write_1h_tokens
-        )
-
-    @property
-    def cache_hit_rate(self) -> float | None:
-        total = self.total_input_tokens
-        return None if total == 0 else self.cache_read_tokens / total
+    # total_input_tokens, cache_hit_rate: TokenTotals.
 
     def add_usage(self, usage: Usage) -> None:
         u = usage.billable()

@@ -27,6 +27,7 @@ from tokenomy.errors import UsageError
 __all__ = [
     "Iteration",
     "StreamUsage",
+    "TokenTotals",
     "Usage",
     "usage_from_batch_result",
     "usage_from_claude_code_line",
@@ -62,6 +63,40 @@ _NESTED_FIELDS = {
 }
 
 
+class TokenTotals:
+    """The derived totals of anything that counts input-side tokens: a call's usage, a run,
+    a group of calls. A mixin for (slotted) dataclasses that declare the four counts."""
+
+    __slots__ = ()
+
+    input_tokens: int
+    cache_read_tokens: int
+    cache_write_5m_tokens: int
+    cache_write_1h_tokens: int
+
+    @property
+    def cache_write_tokens(self) -> int:
+        return self.cache_write_5m_tokens + self.cache_write_1h_tokens
+
+    @property
+    def total_input_tokens(self) -> int:
+        """Everything the model read: uncached + written + read from cache."""
+        return self.input_tokens + self.cache_write_tokens + self.cache_read_tokens
+
+    @property
+    def cache_hit_rate(self) -> float | None:
+        """``cache_read / total input``; None without input."""
+        total = self.total_input_tokens
+        return None if total == 0 else self.cache_read_tokens / total
+
+    @property
+    def write_amplification(self) -> float | None:
+        """Tokens written to cache per token read from it; None without reads."""
+        if self.cache_read_tokens == 0:
+            return None
+        return self.cache_write_tokens / self.cache_read_tokens
+
+
 @dataclass(frozen=True, slots=True)
 class Iteration:
     """One sampling step of a request (server-side compaction, advisor, fallback)."""
@@ -72,7 +107,7 @@ class Iteration:
 
 
 @dataclass(frozen=True, slots=True)
-class Usage:
+class Usage(TokenTotals):
     """What one call consumed. Token counts are ints; ``0`` where the API sent nothing."""
 
     input_tokens: int = 0
@@ -105,21 +140,7 @@ class Usage:
                 raise UsageError(f"usage.{name} must be a non-negative integer, got {v!r}")
 
     # ------------------------------------------------------------------ derived
-
-    @property
-    def cache_write_tokens(self) -> int:
-        return self.cache_write_5m_tokens + self.cache_write_1h_tokens
-
-    @property
-    def total_input_tokens(self) -> int:
-        """Everything the model read: uncached + written + read from cache."""
-        return self.input_tokens + self.cache_write_tokens + self.cache_read_tokens
-
-    @property
-    def cache_hit_rate(self) -> float | None:
-        """``cache_read / total input``; None for a call with no input."""
-        total = self.total_input_tokens
-        return None if total == 0 else self.cache_read_tokens / total
+    # cache_write_tokens, total_input_tokens, cache_hit_rate: TokenTotals.
 
     @property
     def is_batch(self) -> bool:

@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 
 from tokenomy.core.records import CallRecord
+from tokenomy.core.usage import TokenTotals
 
 from .codec import RunEvent, from_pusd, row_to_call
 from .schema import calls, events, runs
@@ -52,7 +53,7 @@ _CHUNK = 500  # ids per IN (…) list: far below every backend's bind-parameter 
 
 
 @dataclass(frozen=True, slots=True)
-class RunSummary:
+class RunSummary(TokenTotals):
     """One run with its calls summed. Tokens are ints, money exact ``Decimal`` USD."""
 
     run_id: str
@@ -82,20 +83,7 @@ class RunSummary:
     # metered (its sub-agents then have none), the run's own on an imported transcript.
     ideal_usd: Decimal | None = None
 
-    @property
-    def cache_write_tokens(self) -> int:
-        return self.cache_write_5m_tokens + self.cache_write_1h_tokens
-
-    @property
-    def total_input_tokens(self) -> int:
-        """Everything the model read: uncached + written to cache + read from cache."""
-        return self.input_tokens + self.cache_write_tokens + self.cache_read_tokens
-
-    @property
-    def cache_hit_rate(self) -> float | None:
-        """``cache_read / total input``; None for a run without input."""
-        total = self.total_input_tokens
-        return None if total == 0 else self.cache_read_tokens / total
+    # cache_write_tokens, total_input_tokens, cache_hit_rate: TokenTotals.
 
     @property
     def total_usd(self) -> Decimal:
