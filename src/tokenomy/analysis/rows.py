@@ -23,7 +23,7 @@ from sqlalchemy import JSON, Boolean, Table
 from tokenomy.core.pricing import Modifier, Rates
 from tokenomy.core.records import SegmentTokens
 from tokenomy.core.usage import Usage
-from tokenomy.ledger.codec import json_dumps
+from tokenomy.ledger.codec import json_dumps, usage_columns
 from tokenomy.ledger.schema import UTCDateTime
 
 __all__ = ["IntRates", "fast_call_row", "int_rates", "usage_columns"]
@@ -52,26 +52,6 @@ def int_rates(r: Rates) -> IntRates | None:
             return None
         out.append(int(v))
     return IntRates(out[0], out[1], out[2], out[3], out[4], modifiers=r.modifiers)
-
-
-def usage_columns(u: Usage) -> dict[str, Any]:
-    """The usage columns of a call without iterations (as the codec writes them)."""
-    return {
-        "input_tokens": u.input_tokens,
-        "output_tokens": u.output_tokens,
-        "cache_read_tokens": u.cache_read_tokens,
-        "cache_write_5m_tokens": u.cache_write_5m_tokens,
-        "cache_write_1h_tokens": u.cache_write_1h_tokens,
-        "ttl_split_known": u.ttl_split_known,
-        "thinking_tokens": u.thinking_tokens,
-        "web_search_requests": u.web_search_requests,
-        "web_fetch_requests": u.web_fetch_requests,
-        "service_tier": u.service_tier,
-        "speed": u.speed,
-        "inference_geo": u.inference_geo,
-        "iterations": [],
-        "usage_unknown_fields": list(u.unknown_fields),
-    }
 
 
 def fast_call_row(

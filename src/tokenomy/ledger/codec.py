@@ -42,6 +42,7 @@ __all__ = [
     "row_to_run",
     "run_to_row",
     "to_pusd",
+    "usage_columns",
 ]
 
 PUSD_PER_USD = 10**12
@@ -180,7 +181,8 @@ def event_to_row(event: RunEvent) -> dict[str, Any]:
 # ---------------------------------------------------------------------- usage
 
 
-def _usage_dict(u: Usage) -> dict[str, Any]:
+def usage_columns(u: Usage) -> dict[str, Any]:
+    """The usage columns of a ``calls`` row (an iteration's usage is stored the same way)."""
     return {
         "input_tokens": u.input_tokens,
         "output_tokens": u.output_tokens,
@@ -200,7 +202,7 @@ def _usage_dict(u: Usage) -> dict[str, Any]:
 
 
 def _iteration_dict(it: Iteration) -> dict[str, Any]:
-    return {"kind": it.kind, "model": it.model, "usage": _usage_dict(it.usage)}
+    return {"kind": it.kind, "model": it.model, "usage": usage_columns(it.usage)}
 
 
 def _usage_from(d: Mapping[str, Any]) -> Usage:
@@ -281,9 +283,9 @@ def call_to_row(call: CallRecord) -> dict[str, Any]:
         "unpriced_reason": None,
     }
     if call.usage is None:
-        row.update(dict.fromkeys(_usage_dict(Usage())))
+        row.update(dict.fromkeys(usage_columns(Usage())))
     else:
-        row.update(_usage_dict(call.usage))
+        row.update(usage_columns(call.usage))
     exact: dict[str, str] = {}
 
     def money(column: str, value: Decimal) -> int:
