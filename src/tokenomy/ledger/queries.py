@@ -101,30 +101,60 @@ def _has_exact() -> Any:
     return and_(col.is_not(None), cast(col, Text) != "null")
 
 
+def _sum0(col: Any) -> Any:
+    """``SUM(col)``, 0 rather than NULL over no rows."""
+    return func.coalesce(func.sum(col), 0)
+
+
+def _count_if(cond: Any) -> Any:
+    return _sum0(case((cond, 1), else_=0))
+
+
+# What every grouping of calls sums (labels of _call_sums, in order).
+_SUMS = (
+    "calls",
+    "error_calls",
+    "unpriced_calls",
+    "inexact_calls",
+    "input_tokens",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+    "cache_read_tokens",
+    "output_tokens",
+    "cost_pusd",
+)
+
+
+def _call_sums() -> list[Any]:
+    """The :data:`_SUMS` columns over ``calls`` in a GROUP BY: counts, tokens, cost."""
+    c = calls.c
+    return [
+        func.count().label("calls"),
+        _count_if(c.status != "ok").label("error_calls"),
+        _count_if(c.unpriced_reason.is_not(None)).label("unpriced_calls"),
+        _count_if(_has_exact()).label("inexact_calls"),
+        _sum0(c.input_tokens).label("input_tokens"),
+        _sum0(c.cache_write_5m_tokens).label("cache_write_5m_tokens"),
+        _sum0(c.cache_write_1h_tokens).label("cache_write_1h_tokens"),
+        _sum0(c.cache_read_tokens).label("cache_read_tokens"),
+        _sum0(c.output_tokens).label("output_tokens"),
+        _sum0(c.cost_total_pusd).label("cost_pusd"),
+    ]
+
+
+def _in_window(stmt: Select[Any], col: Any, since: datetime | None, until: datetime | None) -> Any:
+    """``stmt`` limited to ``since <= col < until`` (either bound may be None)."""
+    if since is not None:
+        stmt = stmt.where(col >= since)
+    if until is not None:
+        stmt = stmt.where(col < until)
+    return stmt
+
+
 def _per_run() -> Any:
     """Per-run sums over ``calls`` (a subquery keyed by run_id)."""
     c = calls.c
-
-    def total(col: Any) -> Any:
-        return func.coalesce(func.sum(col), 0)
-
-    return (
-        select(
-            c.run_id.label("run_id"),
-            func.count().label("calls"),
-            total(case((c.status != "ok", 1), else_=0)).label("error_calls"),
-            total(case((c.unpriced_reason.is_not(None), 1), else_=0)).label("unpriced_calls"),
-            total(case((_has_exact(), 1), else_=0)).label("inexact_calls"),
-            total(c.input_tokens).label("input_tokens"),
-            total(c.cache_write_5m_tokens).label("cache_write_5m_tokens"),
-            total(c.cache_write_1h_tokens).label("cache_write_1h_tokens"),
-            total(c.cache_read_tokens).label("cache_read_tokens"),
-            total(c.output_tokens).label("output_tokens"),
-            total(c.cost_total_pusd).label("cost_pusd"),
-        )
-        .group_by(c.run_id)
-        .subquery("per_run")
-    )
+    return select(c.run_id.label("run_id"), *_call_sums()).group_by(c.run_id).subquery("per_run")
 
 
 def list_runs(
@@ -143,11 +173,7 @@ def list_runs(
     (their cost is still rolled up into their parents).
     """
     per_run = _per_run()
-    stmt = _summary_select(per_run)
-    if since is not None:
-        stmt = stmt.where(runs.c.started_at >= since)
-    if until is not None:
-        stmt = stmt.where(runs.c.started_at < until)
+    stmt = _in_window(_summary_select(per_run), runs.c.started_at, since, until)
     if name:
         stmt = stmt.where(runs.c.name.icontains(name, autoescape=True))
     if source:
@@ -189,19 +215,9 @@ def run_calls(ledger: Ledger, run_id: str) -> tuple[CallRecord, ...]:
 def _summary_select(per_run: Any) -> Select[Any]:
     p = per_run.c
     zero: Any = literal_column("0")
-    return select(
-        runs,
-        func.coalesce(p.calls, zero).label("calls"),
-        func.coalesce(p.error_calls, zero).label("error_calls"),
-        func.coalesce(p.unpriced_calls, zero).label("unpriced_calls"),
-        func.coalesce(p.inexact_calls, zero).label("inexact_calls"),
-        func.coalesce(p.input_tokens, zero).label("input_tokens"),
-        func.coalesce(p.cache_write_5m_tokens, zero).label("cache_write_5m_tokens"),
-        func.coalesce(p.cache_write_1h_tokens, zero).label("cache_write_1h_tokens"),
-        func.coalesce(p.cache_read_tokens, zero).label("cache_read_tokens"),
-        func.coalesce(p.output_tokens, zero).label("output_tokens"),
-        func.coalesce(p.cost_pusd, zero).label("cost_pusd"),
-    ).select_from(runs.outerjoin(per_run, p.run_id == runs.c.run_id))
+    return select(runs, *(func.coalesce(p[name], zero).label(name) for name in _SUMS)).select_from(
+        runs.outerjoin(per_run, p.run_id == runs.c.run_id)
+    )
 
 
 def _summaries(conn: Connection, rows: Sequence[Mapping[Any, Any]]) -> tuple[RunSummary, ...]:
@@ -264,8 +280,8 @@ def _rollup(conn: Connection, ids: Sequence[str]) -> dict[str, tuple[int, int, i
         select(
             tree.c.root_id,
             func.count().label("runs"),
-            func.coalesce(func.sum(per_run.c.cost_pusd), 0).label("cost_pusd"),
-            func.coalesce(func.sum(per_run.c.inexact_calls), 0).label("inexact"),
+            _sum0(per_run.c.cost_pusd).label("cost_pusd"),
+            _sum0(per_run.c.inexact_calls).label("inexact"),
         )
         .select_from(tree.outerjoin(per_run, per_run.c.run_id == tree.c.run_id))
         .where(tree.c.run_id != tree.c.root_id)
@@ -305,6 +321,11 @@ def _exact_corrections(conn: Connection, roots: set[str]) -> dict[str, tuple[Dec
 def _chunks(ids: Sequence[str]) -> Iterable[list[str]]:
     for i in range(0, len(ids), _CHUNK):
         yield list(ids[i : i + _CHUNK])
+
+
+def _chunks_or_all(ids: Sequence[str] | None) -> Iterable[list[str] | None]:
+    """Chunks of ``ids``; one None (no filter: every run) when ``ids`` is None."""
+    return _chunks(list(ids)) if ids is not None else [None]
 
 
 # ---------------------------------------------------------------------- usage analysis
@@ -378,48 +399,34 @@ def call_aggregates(
     c = calls.c
     day = _day(ledger.backend).label("day")
     model = func.coalesce(c.model_used, c.model_requested).label("model")
-
-    def total(col: Any) -> Any:
-        return func.coalesce(func.sum(col), 0)
+    segmented = c.seg_tools_tokens.is_not(None)
 
     def seg(col: Any) -> Any:
-        return func.coalesce(func.sum(case((c.seg_tools_tokens.is_not(None), col), else_=0)), 0)
+        return _sum0(case((segmented, col), else_=0))
 
     stmt = select(
         c.run_id,
         model,
         day,
-        func.count().label("calls"),
-        total(case((c.status != "ok", 1), else_=0)).label("error_calls"),
-        total(case((c.unpriced_reason.is_not(None), 1), else_=0)).label("unpriced_calls"),
-        total(case((c.seg_tools_tokens.is_not(None), 1), else_=0)).label("segmented_calls"),
-        total(case((_has_exact(), 1), else_=0)).label("inexact_calls"),
-        total(c.input_tokens).label("input_tokens"),
-        total(c.cache_write_5m_tokens).label("cache_write_5m_tokens"),
-        total(c.cache_write_1h_tokens).label("cache_write_1h_tokens"),
-        total(c.cache_read_tokens).label("cache_read_tokens"),
-        total(c.output_tokens).label("output_tokens"),
-        total(c.cost_total_pusd).label("cost_pusd"),
-        total(c.cost_cache_write_5m_pusd).label("w5_pusd"),
-        total(c.cost_cache_write_1h_pusd).label("w1_pusd"),
-        total(c.cost_cache_read_pusd).label("read_pusd"),
+        *_call_sums(),
+        _count_if(segmented).label("segmented_calls"),
+        _sum0(c.cost_cache_write_5m_pusd).label("w5_pusd"),
+        _sum0(c.cost_cache_write_1h_pusd).label("w1_pusd"),
+        _sum0(c.cost_cache_read_pusd).label("read_pusd"),
         seg(c.seg_tools_tokens + c.seg_system_tokens).label("prefix_tokens"),
         seg(c.seg_history_tokens).label("history_tokens"),
         seg(c.seg_new_tokens).label("new_tokens"),
-        total(c.seg_tools_pusd + c.seg_system_pusd).label("prefix_pusd"),
-        total(c.seg_history_pusd).label("history_pusd"),
-        total(c.seg_new_pusd).label("new_pusd"),
-        total(c.seg_output_pusd).label("output_pusd"),
+        _sum0(c.seg_tools_pusd + c.seg_system_pusd).label("prefix_pusd"),
+        _sum0(c.seg_history_pusd).label("history_pusd"),
+        _sum0(c.seg_new_pusd).label("new_pusd"),
+        _sum0(c.seg_output_pusd).label("output_pusd"),
         func.min(c.started_at).label("first_at"),
         func.max(c.started_at).label("last_at"),
     ).group_by(c.run_id, model, day)
-    if since is not None:
-        stmt = stmt.where(c.started_at >= since)
-    if until is not None:
-        stmt = stmt.where(c.started_at < until)
+    stmt = _in_window(stmt, c.started_at, since, until)
     out: list[CallAggregate] = []
     with ledger.read() as conn:
-        for chunk in _chunks(list(run_ids)) if run_ids is not None else [None]:
+        for chunk in _chunks_or_all(run_ids):
             q = stmt if chunk is None else stmt.where(c.run_id.in_(chunk))
             rows = conn.execute(q).mappings().all()
             inexact = [r for r in rows if r["inexact_calls"]]
@@ -501,11 +508,7 @@ def _inexact_fixes(
     """Per group: exact money minus the stored whole pico-dollars (rare; see the codec)."""
     c = calls.c
     ids = sorted({r["run_id"] for r in rows})
-    stmt = select(calls).where(_has_exact())
-    if since is not None:
-        stmt = stmt.where(c.started_at >= since)
-    if until is not None:
-        stmt = stmt.where(c.started_at < until)
+    stmt = _in_window(select(calls).where(_has_exact()), c.started_at, since, until)
     out: dict[tuple[str, str, str], dict[str, Decimal]] = {}
     for chunk in _chunks(ids):
         for r in conn.execute(stmt.where(c.run_id.in_(chunk))).mappings():
@@ -536,7 +539,7 @@ def run_nodes(ledger: Ledger, *, run_ids: Sequence[str] | None = None) -> dict[s
     )
     out: dict[str, RunNode] = {}
     with ledger.read() as conn:
-        for chunk in _chunks(list(run_ids)) if run_ids is not None else [None]:
+        for chunk in _chunks_or_all(run_ids):
             q = stmt if chunk is None else stmt.where(r.run_id.in_(chunk))
             for row in conn.execute(q).mappings():
                 out[row["run_id"]] = RunNode(
@@ -579,11 +582,7 @@ def calls_of_runs(
     out: list[CallRecord] = []
     with ledger.read() as conn:
         for chunk in _chunks(list(run_ids)):
-            stmt = select(calls).where(c.run_id.in_(chunk))
-            if since is not None:
-                stmt = stmt.where(c.started_at >= since)
-            if until is not None:
-                stmt = stmt.where(c.started_at < until)
+            stmt = _in_window(select(calls).where(c.run_id.in_(chunk)), c.started_at, since, until)
             stmt = stmt.order_by(c.run_id, c.seq, c.started_at, c.call_id)
             out.extend(row_to_call(r) for r in conn.execute(stmt).mappings())
     return tuple(out)
