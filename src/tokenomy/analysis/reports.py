@@ -1,7 +1,7 @@
 """Usage reports from the ledger: by day, week, month, session, run, model or project; per turn.
 
 Every number is a sum over calls (exact ``Decimal`` dollars, integer tokens), grouped from the
-per-(run, model, day) sums :func:`tokenomy.ledger.queries.call_aggregates` makes in SQL.
+per-(run, model, day) sums :func:`tokenomy.ledger.usage_queries.call_aggregates` makes in SQL.
 
 Segments (``docs/design/analysis.md``): ``prefix`` (tools + system), ``transcript`` (earlier
 turns), ``new`` (the latest turn), ``output``, and ``sub-agent`` — everything a sub-agent run
@@ -21,7 +21,7 @@ from typing import Literal
 
 from tokenomy.core.usage import TokenTotals
 from tokenomy.ledger import Ledger
-from tokenomy.ledger.queries import CallAggregate, RunNode, call_aggregates, run_nodes
+from tokenomy.ledger.usage_queries import CallAggregate, RunNode, call_aggregates, run_nodes
 
 __all__ = [
     "GROUPS",

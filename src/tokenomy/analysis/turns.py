@@ -19,12 +19,11 @@ from tokenomy.core.records import CallRecord
 from tokenomy.data.table import ModelTable
 from tokenomy.errors import InputError
 from tokenomy.ledger import Ledger, RunEvent
-from tokenomy.ledger.queries import (
+from tokenomy.ledger.queries import RunSummary, get_run
+from tokenomy.ledger.usage_queries import (
     RunNode,
-    RunSummary,
     call_aggregates,
     calls_of_runs,
-    get_run,
     run_events,
     run_nodes,
 )
