@@ -399,8 +399,9 @@ class _Reader:
         self.settle_current()
         self.pending = (rid, raw, self.line_no, total)
 
-    def settle_current(self) -> None:
-        """The response being read is complete (another kind of line came)."""
+    def settle_current(self, *, final: bool = False) -> None:
+        """The response being read is complete: another kind of line came, or the file ended
+        (``final``: the response stays open, the next import may find more of it)."""
         p = self.pending
         if p is not None:
             self.pending = None
@@ -410,7 +411,7 @@ class _Reader:
             elif isinstance(parsed, BadLine):
                 self.bad.append((p[2], parsed.reason))
         if self.current is not None:
-            self.settle(self.current, self.current_line)
+            self.settle(self.current, self.current_line, final=final)
             self.current = None
 
     # ------------------------------------------------------------------ settling
@@ -439,7 +440,7 @@ class _Reader:
             replayed = None
         seg_before = seg.to_json()
         imported, replay_json = self.record(
-            c, run=run, seq=seq, seg=seg, line_no=line_no, replayed=replayed
+            c, call_id=call_id, run=run, seq=seq, seg=seg, line_no=line_no, replayed=replayed
         )
         self.segs[run] = seg
         if self.sink is not None:
@@ -463,6 +464,7 @@ class _Reader:
         self,
         c: TranscriptCall,
         *,
+        call_id: str,
         run: str,
         seq: int,
         seg: SegmentState,
@@ -491,7 +493,6 @@ class _Reader:
         }
         if replay_json is not None:
             decisions["replay"] = replay_json
-        call_id = call_key(c, session=self.state.session_id or self.tf.session_id)
         status: CallStatus = "error" if c.api_error else "ok"
         ir = pricer.int_rates(r) if r is not None and info is not None else None
         if ir is not None and info is not None and not c.usage.iterations:
@@ -553,17 +554,7 @@ class _Reader:
         return imported, replay_json
 
     def finish(self) -> None:
-        p = self.pending
-        if p is not None:
-            self.pending = None
-            parsed = parse_line(p[1])
-            if isinstance(parsed, AssistantLine):
-                self.call(parsed, p[2])
-            elif isinstance(parsed, BadLine):
-                self.bad.append((p[2], parsed.reason))
-        if self.current is not None:
-            self.settle(self.current, self.current_line, final=True)
-            self.current = None
+        self.settle_current(final=True)
         self.state.ended_at = _iso(self.last_at)
         self.state.segments = {k: v.to_json() for k, v in self.segs.items()}
 
@@ -620,10 +611,6 @@ class _Reader:
                 )
             )
         return out
-
-
-def _key(c: TranscriptCall) -> tuple[str | None, str | None]:
-    return c.message_id, c.request_id
 
 
 def call_key(c: TranscriptCall, *, session: str | None) -> str:
