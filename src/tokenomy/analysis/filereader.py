@@ -7,7 +7,8 @@ needs to continue where it stopped (JSON-friendly, stored in ``import_files.stat
 Consecutive lines of one response (same ``message.id`` + ``requestId``) are folded into one
 call, keeping the largest usage. The last response of a file stays *open* after an import: if
 the next import finds more lines of it (Claude Code was still writing), the same call is
-updated in place — same id, same position in the run.
+updated in place — same id, same position in the run. A call's priced ``calls`` row comes from
+:func:`tokenomy.analysis.rows.transcript_call_row`.
 """
 
 from __future__ import annotations
@@ -36,20 +37,16 @@ from tokenomy.analysis.claude_code import (
     request_id_of,
 )
 from tokenomy.analysis.replay import Replayer
-from tokenomy.analysis.rows import IntRates, RowPacker, fast_call_row, int_rates
+from tokenomy.analysis.rows import Pricer, transcript_call_row
 from tokenomy.analysis.segments import SegmentState, estimate_segments
 from tokenomy.analysis.transcripts import TranscriptFile, read_lines
-from tokenomy.core.anatomy import segment_costs
-from tokenomy.core.pricing import CostBreakdown, Rates, Unpriced, cost, rates
-from tokenomy.core.records import CallRecord, CallStatus, RunRecord
-from tokenomy.data.table import ModelInfo, ModelTable
-from tokenomy.ledger.codec import PUSD_PER_USD, RunEvent, call_to_row
-from tokenomy.ledger.schema import calls
+from tokenomy.core.records import RunRecord
+from tokenomy.data.table import ModelTable
+from tokenomy.ledger.codec import RunEvent
 
 __all__ = ["FileResult", "FileState", "ImportedCall", "read_file", "run_ids_for"]
 
 _NAME_CHARS = 80
-PICO = Decimal(PUSD_PER_USD)
 
 
 @dataclass(slots=True)
@@ -160,59 +157,6 @@ def run_ids_for(tf: TranscriptFile, session_id: str | None) -> tuple[str, str | 
     return f"{parent}/{stem}", parent
 
 
-class _Pricer:
-    """Cost and per-segment rates of calls, with model lookups and rates memoized."""
-
-    def __init__(self, table: ModelTable, *, sqlite: bool = True) -> None:
-        self.table = table
-        self.packer = RowPacker(calls, sqlite=sqlite)
-        self._info: dict[str, ModelInfo | None] = {}
-        self._rates: dict[tuple[str, bool, bool, bool, bool], Rates | Unpriced] = {}
-        self._int: dict[int, IntRates | None] = {}
-        web = table.web_search_usd_per_request * PICO
-        self.web_search_pusd = int(web) if web == web.to_integral_value() else -1
-
-    def int_rates(self, r: Rates) -> IntRates | None:
-        """``r`` in whole pUSD per token (memoized by identity: rates are memoized too)."""
-        if self.web_search_pusd < 0:
-            return None
-        key = id(r)
-        if key not in self._int:
-            self._int[key] = int_rates(r)
-        return self._int[key]
-
-    def info(self, model: str) -> ModelInfo | None:
-        if model not in self._info:
-            self._info[model] = self.table.find(model)
-        return self._info[model]
-
-    def rates(self, model: str, call: TranscriptCall) -> Rates | None:
-        info = self.info(model)
-        if info is None:
-            return None
-        u = call.usage.billable()
-        lc = info.long_context
-        key = (
-            model,
-            lc is not None and u.total_input_tokens > lc.above_input_tokens,
-            call.usage.is_batch,
-            call.usage.speed == "fast",
-            (call.usage.inference_geo or "").lower() == "us",
-        )
-        r = self._rates.get(key)
-        if r is None:
-            r = rates(
-                info,
-                table=self.table,
-                total_input_tokens=u.total_input_tokens,
-                batch=key[2],
-                fast=key[3],
-                geo_us=key[4],
-            )
-            self._rates[key] = r
-        return r if isinstance(r, Rates) else None
-
-
 def _iso(at: datetime | None) -> str | None:
     return at.isoformat() if at else None
 
@@ -237,7 +181,7 @@ class _Reader:
         self,
         tf: TranscriptFile,
         state: FileState,
-        pricer: _Pricer,
+        pricer: Pricer,
         replay: Replayer | None,
         first_line: int,
     ) -> None:
@@ -493,53 +437,17 @@ class _Reader:
         }
         if replay_json is not None:
             decisions["replay"] = replay_json
-        status: CallStatus = "error" if c.api_error else "ok"
-        ir = pricer.int_rates(r) if r is not None and info is not None else None
-        if ir is not None and info is not None and not c.usage.iterations:
-            row, total_pusd = fast_call_row(
-                call_id=call_id,
-                run_id=run,
-                seq=seq,
-                at=c.at,
-                model_requested=c.requested_model or c.model,
-                model_used=c.model,
-                cost_model=info.id,
-                status=status,
-                usage=c.usage,
-                rates=ir,
-                web_search_pusd=pricer.web_search_pusd,
-                segments=segments,
-                request_id=c.request_id,
-                message_id=c.message_id,
-                stop_reason=c.stop_reason,
-                decisions=decisions,
-            )
-            cost_usd: Decimal | None = Decimal(total_pusd) / PICO
-            unpriced: str | None = None
-        else:
-            price = cost(c.usage, c.model, table=pricer.table)
-            record = CallRecord(
-                call_id=call_id,
-                run_id=run,
-                seq=seq,
-                started_at=c.at,
-                model_requested=c.requested_model or c.model,
-                model_used=c.model,
-                status=status,
-                stream=True,
-                usage=c.usage,
-                cost=price,
-                segments=segments,
-                segment_costs=segment_costs(segments, c.usage, r) if r is not None else None,
-                ended_at=c.at,
-                request_id=c.request_id,
-                message_id=c.message_id,
-                stop_reason=c.stop_reason,
-                decisions=decisions,
-            )
-            row = call_to_row(record)
-            cost_usd = price.total_usd if isinstance(price, CostBreakdown) else None
-            unpriced = price.model if isinstance(price, Unpriced) else None
+        row, cost_usd, unpriced = transcript_call_row(
+            c,
+            pricer=pricer,
+            info=info,
+            rates=r,
+            call_id=call_id,
+            run_id=run,
+            seq=seq,
+            segments=segments,
+            decisions=decisions,
+        )
         imported = ImportedCall(
             call_id=call_id,
             run_id=run,
@@ -547,7 +455,7 @@ class _Reader:
             total_tokens=c.total_tokens,
             sidechain=c.sidechain,
             session_id=c.session_id,
-            row=pricer.packer.pack(row),
+            row=row,
             cost_usd=cost_usd,
             unpriced_model=unpriced,
         )
@@ -641,7 +549,7 @@ def read_file(
     state: FileState,
     replay_blob: bytes | None,
     table: ModelTable,
-    pricer: _Pricer | None = None,
+    pricer: Pricer | None = None,
     sink: Callable[[ImportedCall], None] | None = None,
 ) -> FileResult:
     """Read ``tf`` from ``offset`` to its end. Raises OSError if it cannot be read.
@@ -650,7 +558,7 @@ def read_file(
     than its longest line); without it the calls come back in the result.
     """
     replay = Replayer.load(replay_blob) if replay_blob else None
-    reader = _Reader(tf, state, pricer or _Pricer(table), replay, first_line)
+    reader = _Reader(tf, state, pricer or Pricer(table), replay, first_line)
     reader.sink = sink
     reader.meta = _agent_meta(tf)
     end = offset

@@ -32,14 +32,8 @@ from typing import Any
 from sqlalchemy import Connection, Table, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from tokenomy.analysis.filereader import (
-    FileResult,
-    FileState,
-    ImportedCall,
-    _Pricer,
-    read_file,
-)
-from tokenomy.analysis.rows import RowPacker
+from tokenomy.analysis.filereader import FileResult, FileState, ImportedCall, read_file
+from tokenomy.analysis.rows import Pricer, RowPacker
 from tokenomy.analysis.transcripts import (
     FileIdentity,
     TranscriptFile,
@@ -231,11 +225,11 @@ def _head(tf: TranscriptFile, offset: int) -> str:
 
 
 # One pricer per worker process, its memos shared by the files that process reads.
-_WORKER: dict[str, _Pricer] = {}
+_WORKER: dict[str, Pricer] = {}
 
 
 def _init(table: ModelTable, sqlite: bool) -> None:
-    _WORKER["pricer"] = _Pricer(table, sqlite=sqlite)
+    _WORKER["pricer"] = Pricer(table, sqlite=sqlite)
 
 
 def _read(args: tuple[Any, ...]) -> FileResult:
@@ -259,7 +253,7 @@ class _Importer:
         self.summary = summary
         self.now = now
         self.sqlite = ledger.backend == "sqlite"
-        self.pricer = _Pricer(table, sqlite=self.sqlite)
+        self.pricer = Pricer(table, sqlite=self.sqlite)
         self.states: dict[str, Mapping[str, Any]] = {}
         self.known: dict[str, _Known] = {}
         # (session, message id) -> call ids of the main conversation / of sidechains

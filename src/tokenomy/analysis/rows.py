@@ -7,7 +7,9 @@ the transcript. Every price in the model table is a whole number of pico-dollars
 The row is *exactly* what ``call_to_row`` makes of the same call (a test checks every column
 over generated usages); a call whose rates are not whole pico-dollars per token (a user's
 price with more than six decimals) or whose usage has server-side compaction iterations goes
-through ``CallRecord`` and the codec instead.
+through ``CallRecord`` and the codec instead. :func:`transcript_call_row` makes that choice,
+with the model lookups and rates a :class:`Pricer` memoizes; :class:`RowPacker` packs the row
+for the backend's driver.
 """
 
 from __future__ import annotations
@@ -20,15 +22,27 @@ from typing import Any
 
 from sqlalchemy import JSON, Boolean, Table
 
-from tokenomy.core.pricing import Modifier, Rates
-from tokenomy.core.records import SegmentTokens
+from tokenomy.analysis.claude_code import TranscriptCall
+from tokenomy.core.anatomy import segment_costs
+from tokenomy.core.pricing import CostBreakdown, Modifier, Rates, Unpriced, cost, rates
+from tokenomy.core.records import CallRecord, CallStatus, SegmentTokens
 from tokenomy.core.usage import Usage
-from tokenomy.ledger.codec import json_dumps, usage_columns
-from tokenomy.ledger.schema import UTCDateTime
+from tokenomy.data.table import ModelInfo, ModelTable
+from tokenomy.ledger.codec import PUSD_PER_USD, call_to_row, json_dumps, usage_columns
+from tokenomy.ledger.schema import UTCDateTime, calls
 
-__all__ = ["IntRates", "fast_call_row", "int_rates", "usage_columns"]
+__all__ = [
+    "IntRates",
+    "Pricer",
+    "RowPacker",
+    "fast_call_row",
+    "int_rates",
+    "transcript_call_row",
+    "usage_columns",
+]
 
 _PUSD_PER_TOKEN = Decimal(10**6)  # pUSD per token at 1 USD per million tokens
+_PICO = Decimal(PUSD_PER_USD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +164,124 @@ def fast_call_row(
         "money_exact": None,
     }
     return row, total
+
+
+class Pricer:
+    """Cost and per-segment rates of transcript calls, with model lookups and rates memoized,
+    and the packer of their rows. One per reading process (the importer's workers each have one).
+    """
+
+    def __init__(self, table: ModelTable, *, sqlite: bool = True) -> None:
+        self.table = table
+        self.packer = RowPacker(calls, sqlite=sqlite)
+        self._info: dict[str, ModelInfo | None] = {}
+        self._rates: dict[tuple[str, bool, bool, bool, bool], Rates | Unpriced] = {}
+        self._int: dict[int, IntRates | None] = {}
+        web = table.web_search_usd_per_request * _PICO
+        self.web_search_pusd = int(web) if web == web.to_integral_value() else -1
+
+    def int_rates(self, r: Rates) -> IntRates | None:
+        """``r`` in whole pUSD per token (memoized by identity: rates are memoized too)."""
+        if self.web_search_pusd < 0:
+            return None
+        key = id(r)
+        if key not in self._int:
+            self._int[key] = int_rates(r)
+        return self._int[key]
+
+    def info(self, model: str) -> ModelInfo | None:
+        if model not in self._info:
+            self._info[model] = self.table.find(model)
+        return self._info[model]
+
+    def rates(self, model: str, call: TranscriptCall) -> Rates | None:
+        info = self.info(model)
+        if info is None:
+            return None
+        u = call.usage.billable()
+        lc = info.long_context
+        key = (
+            model,
+            lc is not None and u.total_input_tokens > lc.above_input_tokens,
+            call.usage.is_batch,
+            call.usage.speed == "fast",
+            (call.usage.inference_geo or "").lower() == "us",
+        )
+        r = self._rates.get(key)
+        if r is None:
+            r = rates(
+                info,
+                table=self.table,
+                total_input_tokens=u.total_input_tokens,
+                batch=key[2],
+                fast=key[3],
+                geo_us=key[4],
+            )
+            self._rates[key] = r
+        return r if isinstance(r, Rates) else None
+
+
+def transcript_call_row(
+    c: TranscriptCall,
+    *,
+    pricer: Pricer,
+    info: ModelInfo | None,
+    rates: Rates | None,
+    call_id: str,
+    run_id: str,
+    seq: int,
+    segments: SegmentTokens,
+    decisions: dict[str, Any],
+) -> tuple[tuple[Any, ...], Decimal | None, str | None]:
+    """The packed ``calls`` row of a transcript call, its cost (None when unpriced) and the
+    unpriced model: in integer pUSD (:func:`fast_call_row`) when the rates allow it, else through
+    ``CallRecord`` and the codec. ``info`` and ``rates`` are ``pricer``'s for the call's model."""
+    r = rates
+    status: CallStatus = "error" if c.api_error else "ok"
+    ir = pricer.int_rates(r) if r is not None and info is not None else None
+    if ir is not None and info is not None and not c.usage.iterations:
+        row, total_pusd = fast_call_row(
+            call_id=call_id,
+            run_id=run_id,
+            seq=seq,
+            at=c.at,
+            model_requested=c.requested_model or c.model,
+            model_used=c.model,
+            cost_model=info.id,
+            status=status,
+            usage=c.usage,
+            rates=ir,
+            web_search_pusd=pricer.web_search_pusd,
+            segments=segments,
+            request_id=c.request_id,
+            message_id=c.message_id,
+            stop_reason=c.stop_reason,
+            decisions=decisions,
+        )
+        return pricer.packer.pack(row), Decimal(total_pusd) / _PICO, None
+    price = cost(c.usage, c.model, table=pricer.table)
+    record = CallRecord(
+        call_id=call_id,
+        run_id=run_id,
+        seq=seq,
+        started_at=c.at,
+        model_requested=c.requested_model or c.model,
+        model_used=c.model,
+        status=status,
+        stream=True,
+        usage=c.usage,
+        cost=price,
+        segments=segments,
+        segment_costs=segment_costs(segments, c.usage, r) if r is not None else None,
+        ended_at=c.at,
+        request_id=c.request_id,
+        message_id=c.message_id,
+        stop_reason=c.stop_reason,
+        decisions=decisions,
+    )
+    cost_usd = price.total_usd if isinstance(price, CostBreakdown) else None
+    unpriced = price.model if isinstance(price, Unpriced) else None
+    return pricer.packer.pack(call_to_row(record)), cost_usd, unpriced
 
 
 class RowPacker:
