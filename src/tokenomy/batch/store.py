@@ -387,11 +387,7 @@ class JobStore:
 
     def chunk(self, job_id: str, chunk_no: int) -> ChunkRow:
         with self._read() as conn:
-            row = conn.execute(
-                select(batch_chunks).where(
-                    and_(batch_chunks.c.job_id == job_id, batch_chunks.c.chunk_no == chunk_no)
-                )
-            ).first()
+            row = conn.execute(select(batch_chunks).where(_the_chunk(job_id, chunk_no))).first()
         if row is None:
             raise BatchError(f"batch job {job_id!r} has no chunk {chunk_no}")
         return _chunk(row._mapping)
@@ -408,10 +404,7 @@ class JobStore:
         """Record new chunks (each a list of pending seqs) and queue their requests, at once."""
 
         def run(conn: Connection) -> list[int]:
-            top = conn.execute(
-                select(func.max(batch_chunks.c.chunk_no)).where(batch_chunks.c.job_id == job_id)
-            ).scalar_one()
-            next_no = 1 if top is None else int(top) + 1
+            next_no = _next_chunk_no(conn, job_id)
             made: list[int] = []
             for group in groups:
                 no = next_no
@@ -448,9 +441,7 @@ class JobStore:
     def set_chunk(self, job_id: str, chunk_no: int, **values: Any) -> None:
         self._wrap(
             lambda conn: conn.execute(
-                update(batch_chunks)
-                .where(and_(batch_chunks.c.job_id == job_id, batch_chunks.c.chunk_no == chunk_no))
-                .values(**values)
+                update(batch_chunks).where(_the_chunk(job_id, chunk_no)).values(**values)
             )
         )
 
@@ -470,7 +461,7 @@ class JobStore:
         with self._tx() as conn:
             conn.execute(
                 update(batch_chunks)
-                .where(and_(batch_chunks.c.job_id == job_id, batch_chunks.c.chunk_no == chunk_no))
+                .where(_the_chunk(job_id, chunk_no))
                 .values(state="submitted", batch_id=batch_id, batch=dict(batch), submitted_at=now)
             )
 
@@ -524,7 +515,7 @@ class JobStore:
                 conn.execute(stmt, params)
             conn.execute(
                 update(batch_chunks)
-                .where(and_(batch_chunks.c.job_id == job_id, batch_chunks.c.chunk_no == chunk_no))
+                .where(_the_chunk(job_id, chunk_no))
                 .values(
                     state="collected",
                     collected_at=now,
@@ -599,10 +590,7 @@ class JobStore:
         """Record a batch that carries this job's ids but no chunk owns: spend to report."""
 
         def run(conn: Connection) -> int:
-            top = conn.execute(
-                select(func.max(batch_chunks.c.chunk_no)).where(batch_chunks.c.job_id == job_id)
-            ).scalar_one()
-            no = 1 if top is None else int(top) + 1
+            no = _next_chunk_no(conn, job_id)
             conn.execute(
                 insert(batch_chunks).values(
                     job_id=job_id,
@@ -631,6 +619,19 @@ class JobStore:
 
         no: int = self._wrap(run)
         return no
+
+
+def _the_chunk(job_id: str, chunk_no: int) -> Any:
+    """``WHERE`` one chunk of one job."""
+    return and_(batch_chunks.c.job_id == job_id, batch_chunks.c.chunk_no == chunk_no)
+
+
+def _next_chunk_no(conn: Connection, job_id: str) -> int:
+    """The number a new chunk of ``job_id`` gets: one past the highest, 1 for the first."""
+    top = conn.execute(
+        select(func.max(batch_chunks.c.chunk_no)).where(batch_chunks.c.job_id == job_id)
+    ).scalar_one()
+    return 1 if top is None else int(top) + 1
 
 
 def _runs(seqs: Sequence[int]) -> Iterator[tuple[int, int]]:
