@@ -1,4 +1,4 @@
-"""Batch jobs: the job, each request, each chunk (one Message Batch) — what is stored.
+"""Batch jobs: the job, each request, each chunk (one Message Batch) — what is stored, row by row.
 
 Every state change is one committed transaction, written *before* the API call it announces and
 *after* the answer, so that a process killed at any moment leaves a state that says what to do
@@ -168,6 +168,36 @@ class JobRow:
     def open(self) -> bool:
         return self.state in OPEN_JOB_STATES
 
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> JobRow:
+        """The job from its ``batch_jobs`` row."""
+        return cls(
+            job_id=row["job_id"],
+            name=row["name"],
+            state=row["state"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            ended_at=row["ended_at"],
+            source_path=row["source_path"],
+            source_owned=bool(row["source_owned"]),
+            source_size=int(row["source_size"]),
+            source_mtime_ns=int(row["source_mtime_ns"]),
+            template=row["template"],
+            options=JobOptions.from_json(row["options"] or {}),
+            n_requests=int(row["n_requests"]),
+            n_skipped=int(row["n_skipped"]),
+            skipped=tuple(row["skipped"] or ()),
+            api_key_fingerprint=row["api_key_fingerprint"],
+            upstream=row["upstream"],
+            run_id=row["run_id"],
+            results_dir=row["results_dir"],
+            horizon=row["horizon"],
+            warmup=row["warmup"],
+            lease_owner=row["lease_owner"],
+            lease_until=row["lease_until"],
+            error=row["error"],
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class ChunkRow:
@@ -192,6 +222,11 @@ class ChunkRow:
     interactive_usd: str | None
     note: str | None
 
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ChunkRow:
+        """The chunk from its ``batch_chunks`` row."""
+        return cls(**{name: row[name] for name in cls.__slots__})
+
 
 @dataclass(frozen=True, slots=True)
 class RequestRow:
@@ -215,6 +250,21 @@ class RequestRow:
     chunk_no: int | None = None
     attempts: int = 0
     reasons: tuple[str, ...] = field(default=())
+
+    def to_row(self, job_id: str) -> dict[str, Any]:
+        """The ``batch_requests`` row of this request of ``job_id``."""
+        return {
+            "job_id": job_id,
+            **{name: getattr(self, name) for name in self.__slots__},
+            "reasons": list(self.reasons) or None,
+        }
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> RequestRow:
+        """The request from its ``batch_requests`` row."""
+        values = {name: row[name] for name in cls.__slots__}
+        values["reasons"] = tuple(row["reasons"] or ())
+        return cls(**values)
 
 
 @dataclass(frozen=True, slots=True)

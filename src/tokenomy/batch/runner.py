@@ -43,12 +43,13 @@ from .jobs import (
     internal_id,
     parse_internal_id,
 )
+from .lease import lease_owner_id
 from .meter import Tally, meter_result
 from .planning import plan_request
 from .results import collect_chunk, parse_time
 from .source import RawLine, parse_line, read_span
 from .status import JobStatus, job_status
-from .store import JobStore, lease_owner_id
+from .store import JobStore
 from .transport import BatchApi, BatchApiError
 from .warmup import run_warmup
 

@@ -3,18 +3,14 @@
 Every public method of :class:`JobStore` is one committed transaction: the runner writes each
 state change before the API call it announces and after the answer (see
 ``docs/design/batches.md``). A lease in the job row makes one process at a time run a job; a
-holder that died on this host (its pid is gone) is taken over at once, any other after its
-lease expires.
+holder that died on this host (its pid is gone, :mod:`tokenomy.batch.lease`) is taken over at
+once, any other after its lease expires.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, get_args
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
@@ -27,92 +23,15 @@ from tokenomy.ledger.schema import batch_chunks, batch_jobs, batch_requests
 from .jobs import (
     ChunkKind,
     ChunkRow,
-    JobOptions,
     JobRow,
     RequestRow,
     RequestState,
     RequestUpdate,
     envelope_bytes,
 )
+from .lease import lease_owner_id, owner_is_dead
 
 __all__ = ["JobStore", "lease_owner_id", "owner_is_dead"]
-
-
-def _job(row: Mapping[str, Any]) -> JobRow:
-    return JobRow(
-        job_id=row["job_id"],
-        name=row["name"],
-        state=row["state"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        ended_at=row["ended_at"],
-        source_path=row["source_path"],
-        source_owned=bool(row["source_owned"]),
-        source_size=int(row["source_size"]),
-        source_mtime_ns=int(row["source_mtime_ns"]),
-        template=row["template"],
-        options=JobOptions.from_json(row["options"] or {}),
-        n_requests=int(row["n_requests"]),
-        n_skipped=int(row["n_skipped"]),
-        skipped=tuple(row["skipped"] or ()),
-        api_key_fingerprint=row["api_key_fingerprint"],
-        upstream=row["upstream"],
-        run_id=row["run_id"],
-        results_dir=row["results_dir"],
-        horizon=row["horizon"],
-        warmup=row["warmup"],
-        lease_owner=row["lease_owner"],
-        lease_until=row["lease_until"],
-        error=row["error"],
-    )
-
-
-def _chunk(row: Mapping[str, Any]) -> ChunkRow:
-    return ChunkRow(**{name: row[name] for name in ChunkRow.__slots__})
-
-
-def _request(row: Mapping[str, Any]) -> RequestRow:
-    values = {name: row[name] for name in RequestRow.__slots__}
-    values["reasons"] = tuple(row["reasons"] or ())
-    return RequestRow(**values)
-
-
-def _this_host() -> str:
-    return socket.gethostname()
-
-
-def lease_owner_id() -> str:
-    """``host:pid:nonce`` — who runs a job; the pid lets a successor see that it died."""
-    return f"{_this_host()}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
-def _pid_alive(pid: int) -> bool:
-    if Path("/proc/self/stat").exists():
-        # A SIGKILLed process stays a zombie until its parent reaps it: dead all the same.
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except FileNotFoundError:
-            return False
-        except OSError:
-            pass
-        else:
-            return stat.rpartition(")")[2].split()[:1] != ["Z"]
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def owner_is_dead(owner: str) -> bool:
-    """Whether ``owner`` (see :func:`lease_owner_id`) is a process on this host that is gone."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != _this_host() or not pid_text.isdigit():
-        return False
-    return not _pid_alive(int(pid_text))
 
 
 class JobStore:
@@ -156,14 +75,7 @@ class JobStore:
         n_skipped: int | None = None,
     ) -> None:
         """Store read requests and, in the same transaction, the lines skipped so far."""
-        payload = [
-            {
-                "job_id": job_id,
-                **{name: getattr(r, name) for name in RequestRow.__slots__},
-                "reasons": list(r.reasons) or None,
-            }
-            for r in rows
-        ]
+        payload = [r.to_row(job_id) for r in rows]
 
         def run(conn: Connection) -> None:
             if payload:
@@ -203,7 +115,7 @@ class JobStore:
                 .order_by(batch_requests.c.seq.desc())
                 .limit(n)
             ).all()
-        rows = {r._mapping["seq"]: _request(r._mapping) for r in [*first, *last]}
+        rows = {r._mapping["seq"]: RequestRow.from_row(r._mapping) for r in [*first, *last]}
         return [rows[k] for k in sorted(rows)]
 
     def intake_totals(self, job_id: str) -> tuple[int, int, dict[str, int]]:
@@ -241,14 +153,14 @@ class JobStore:
                 f"no batch job {job_id!r} in the ledger at {self.ledger.display}; "
                 "'tokenomy batch list' shows the jobs"
             )
-        return _job(row._mapping)
+        return JobRow.from_row(row._mapping)
 
     def list_jobs(self, *, limit: int = 50) -> list[JobRow]:
         with self._read() as conn:
             rows = conn.execute(
                 select(batch_jobs).order_by(batch_jobs.c.created_at.desc()).limit(limit)
             ).all()
-        return [_job(r._mapping) for r in rows]
+        return [JobRow.from_row(r._mapping) for r in rows]
 
     def update_job(self, job_id: str, *, now: datetime, **values: Any) -> None:
         self._wrap(
@@ -362,7 +274,7 @@ class JobStore:
             if not rows:
                 return
             for r in rows:
-                yield _request(r._mapping)
+                yield RequestRow.from_row(r._mapping)
             last = rows[-1]._mapping["seq"]
 
     def pending_sizes(self, job_id: str) -> list[tuple[int, int]]:
@@ -383,14 +295,14 @@ class JobStore:
             stmt = stmt.where(batch_chunks.c.state.in_(list(states)))
         with self._read() as conn:
             rows = conn.execute(stmt.order_by(batch_chunks.c.chunk_no)).all()
-        return [_chunk(r._mapping) for r in rows]
+        return [ChunkRow.from_row(r._mapping) for r in rows]
 
     def chunk(self, job_id: str, chunk_no: int) -> ChunkRow:
         with self._read() as conn:
             row = conn.execute(select(batch_chunks).where(_the_chunk(job_id, chunk_no))).first()
         if row is None:
             raise BatchError(f"batch job {job_id!r} has no chunk {chunk_no}")
-        return _chunk(row._mapping)
+        return ChunkRow.from_row(row._mapping)
 
     def plan_chunks(
         self,
