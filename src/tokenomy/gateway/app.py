@@ -32,13 +32,7 @@ from tokenomy.core.records import CallRecord
 from tokenomy.errors import UpstreamError
 from tokenomy.gateway.admission import Admission, Admitted, Refusal
 from tokenomy.gateway.auth import ClientKey, GatewayKey, client_key
-from tokenomy.gateway.batches import (
-    BatchResult,
-    LineSplitter,
-    batch_id_of,
-    own_results_url,
-    parse_result_line,
-)
+from tokenomy.gateway.batches import BatchResultsMeter, own_results_url
 from tokenomy.gateway.budgets import Budgets
 from tokenomy.gateway.metrics import CONTENT_TYPE, GatewayMetrics
 from tokenomy.gateway.relay import (
@@ -47,6 +41,7 @@ from tokenomy.gateway.relay import (
     BodyTooLarge,
     ClientGone,
     Reply,
+    primed,
     read_body,
     until_disconnect,
 )
@@ -57,7 +52,6 @@ from tokenomy.pipeline import (
     Pipeline,
     Prepared,
     ResponseFacts,
-    Run,
     StreamTap,
     read_message,
 )
@@ -85,20 +79,6 @@ _DROP_REQUEST = frozenset(
     }
 )
 _ORIGIN = ("x-tokenomy-origin", "gateway")
-
-
-async def _primed(first: bytes | None, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """``first`` (already read) followed by the rest of ``rest``; closing this closes ``rest``."""
-    try:
-        if first is None:
-            return
-        yield first
-        async for chunk in rest:
-            yield chunk
-    finally:
-        aclose = getattr(rest, "aclose", None)
-        if aclose is not None:
-            await aclose()
 
 
 @dataclass(slots=True)
@@ -153,7 +133,7 @@ class Gateway:
         self._on_close = on_close
         self._optimize = self.config.mode == "optimize"
         self._tasks: set[asyncio.Task[None]] = set()
-        self._metered_batches: dict[str, None] = {}
+        self._batch_results = BatchResultsMeter(pipeline, self.metrics)
         self._in_flight = 0
         self._requests = 0
         # cache scopes (upstream key fingerprints) seen, for the periodic purge
@@ -411,7 +391,7 @@ class Gateway:
             raw = response.stream
             # Start the upstream body before answering: from here on, closing `raw` (a
             # started generator) always closes the upstream response.
-            stream = _primed(await anext(raw, None), raw)
+            stream = primed(await anext(raw, None), raw)
             headers = dict(response.headers)
             is_sse = headers.get("content-type", "").startswith("text/event-stream")
             if p is not None and is_sse:
@@ -500,49 +480,20 @@ class Gateway:
         reply: Reply,
     ) -> None:
         """Forward the JSONL as it streams; meter each result at batch prices, once a batch."""
-        batch_id = batch_id_of(call.path)
-        meter = batch_id not in self._metered_batches
-        splitter = LineSplitter()
-        await reply.start(status, headers.items())
-        async for chunk in stream:
-            await reply.chunk(chunk)
-            if meter:
-                splitter.feed(chunk)
-        await reply.end()
-        if not meter:
-            return
-        run = self.runs.resolve({RUN_HEADER: f"batch {batch_id}"}, None, scope=self._scope(call))
-        for raw in splitter.close():
-            result = parse_result_line(raw)
-            if result is not None:
-                self._meter_batch_result(call, batch_id, result, run)
-        self._metered_batches[batch_id] = None
-        while len(self._metered_batches) > 10_000:
-            del self._metered_batches[next(iter(self._metered_batches))]
-
-    def _meter_batch_result(
-        self, call: _Call, batch_id: str, result: BatchResult, run: Run
-    ) -> None:
-        p = self.pipeline.prepare(
-            CallContext(
-                method="POST",
-                path="/v1/messages",
-                body=b"",
-                api_key=self._upstream_key(call),
-                mode="batch",
+        key = call.key if call.gateway_key is not None else None
+        await self._batch_results.relay(
+            call.path,
+            status,
+            headers,
+            stream,
+            reply,
+            run_of=lambda batch_id: self.runs.resolve(
+                {RUN_HEADER: f"batch {batch_id}"}, None, scope=self._scope(call)
             ),
-            run=run,
+            api_key=self._upstream_key(call),
+            key_fingerprint=fingerprint(key.value) if key is not None else None,
+            charge=lambda record: self._charge(call, record),
         )
-        # One row per batch result, however often the results are fetched.
-        p.call_id = f"call_{batch_id}_{result.custom_id}"
-        p.model_requested = result.model
-        p.decisions = {"batch": {"batch_id": batch_id, "custom_id": result.custom_id}}
-        if call.gateway_key is not None and call.key is not None:
-            p.api_key_fingerprint = fingerprint(call.key.value)
-        record = self.pipeline.finish(p, status=200, facts=result.facts)
-        if record is not None:
-            self.metrics.observe_call(record)
-        self._charge(call, record)
 
     # ------------------------------------------------------------------ gateway's own answers
 

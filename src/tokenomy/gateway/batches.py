@@ -4,20 +4,32 @@ SDKs fetch a batch's results from its absolute ``results_url``. The gateway rewr
 point at itself, or results would bypass it and never be metered. Results stream through as
 JSONL. Each line becomes :class:`ResponseFacts` and is metered at batch prices: the usage says
 ``service_tier: "batch"``, or :func:`usage_from_batch_result` makes it so.
+:class:`BatchResultsMeter` relays a results stream and meters it, once per batch.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
 import orjson
 
+from tokenomy.core.records import CallRecord
 from tokenomy.core.usage import usage_from_batch_result
 from tokenomy.errors import UsageError
-from tokenomy.pipeline import ResponseFacts
+from tokenomy.gateway.metrics import GatewayMetrics
+from tokenomy.gateway.relay import Reply
+from tokenomy.pipeline import CallContext, Pipeline, ResponseFacts, Run
 
-__all__ = ["BatchResult", "LineSplitter", "batch_id_of", "own_results_url", "parse_result_line"]
+__all__ = [
+    "BatchResult",
+    "BatchResultsMeter",
+    "LineSplitter",
+    "batch_id_of",
+    "own_results_url",
+    "parse_result_line",
+]
 
 
 def own_results_url(body: bytes, *, upstream_base: str, own_base: str) -> bytes:
@@ -91,3 +103,89 @@ def parse_result_line(raw: bytes) -> BatchResult | None:
         complete=True,
     )
     return BatchResult(custom_id, model if isinstance(model, str) else None, facts)
+
+
+class BatchResultsMeter:
+    """Relays a batch's results and meters each at batch prices, once per batch however often
+    they are fetched (the last 10,000 batch ids are remembered)."""
+
+    def __init__(self, pipeline: Pipeline, metrics: GatewayMetrics) -> None:
+        self.pipeline = pipeline
+        self.metrics = metrics
+        self._metered: dict[str, None] = {}
+
+    async def relay(
+        self,
+        path: str,
+        status: int,
+        headers: Mapping[str, str],
+        stream: AsyncIterator[bytes],
+        reply: Reply,
+        *,
+        run_of: Callable[[str], Run],
+        api_key: str | None,
+        key_fingerprint: str | None,
+        charge: Callable[[CallRecord | None], None],
+    ) -> None:
+        """Forward the JSONL as it streams; meter each result at batch prices, once a batch.
+
+        ``run_of(batch_id)`` is the run the results go to (asked only when they are metered);
+        ``key_fingerprint`` goes on each call when set; ``charge`` gets each recorded call.
+        """
+        batch_id = batch_id_of(path)
+        meter = batch_id not in self._metered
+        splitter = LineSplitter()
+        await reply.start(status, headers.items())
+        async for chunk in stream:
+            await reply.chunk(chunk)
+            if meter:
+                splitter.feed(chunk)
+        await reply.end()
+        if not meter:
+            return
+        run = run_of(batch_id)
+        for raw in splitter.close():
+            result = parse_result_line(raw)
+            if result is not None:
+                self._meter(
+                    batch_id,
+                    result,
+                    run,
+                    api_key=api_key,
+                    key_fingerprint=key_fingerprint,
+                    charge=charge,
+                )
+        self._metered[batch_id] = None
+        while len(self._metered) > 10_000:
+            del self._metered[next(iter(self._metered))]
+
+    def _meter(
+        self,
+        batch_id: str,
+        result: BatchResult,
+        run: Run,
+        *,
+        api_key: str | None,
+        key_fingerprint: str | None,
+        charge: Callable[[CallRecord | None], None],
+    ) -> None:
+        p = self.pipeline.prepare(
+            CallContext(
+                method="POST",
+                path="/v1/messages",
+                body=b"",
+                api_key=api_key,
+                mode="batch",
+            ),
+            run=run,
+        )
+        # One row per batch result, however often the results are fetched.
+        p.call_id = f"call_{batch_id}_{result.custom_id}"
+        p.model_requested = result.model
+        p.decisions = {"batch": {"batch_id": batch_id, "custom_id": result.custom_id}}
+        if key_fingerprint is not None:
+            p.api_key_fingerprint = key_fingerprint
+        record = self.pipeline.finish(p, status=200, facts=result.facts)
+        if record is not None:
+            self.metrics.observe_call(record)
+        charge(record)

@@ -6,13 +6,22 @@
   response (so the upstream request is cancelled too and no connection leaks).
 - :class:`Reply` sends a response: a whole body, or a stream written frame by frame as the
   upstream sends it (no buffering, no re-chunking).
+- :func:`primed` puts the first chunk of an upstream body, already read, back in front of it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, MutableMapping
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+    MutableMapping,
+)
 from typing import Any
 
 import orjson
@@ -23,6 +32,7 @@ __all__ = [
     "BodyTooLarge",
     "ClientGone",
     "Reply",
+    "primed",
     "read_body",
     "until_disconnect",
 ]
@@ -141,3 +151,17 @@ class Reply:
         await self.whole(
             status, {"content-type": "application/json", **(headers or {})}, orjson.dumps(data)
         )
+
+
+async def primed(first: bytes | None, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """``first`` (already read) followed by the rest of ``rest``; closing this closes ``rest``."""
+    try:
+        if first is None:
+            return
+        yield first
+        async for chunk in rest:
+            yield chunk
+    finally:
+        aclose = getattr(rest, "aclose", None)
+        if aclose is not None:
+            await aclose()
