@@ -152,6 +152,15 @@ class WhatIfReport:
     def what_if_usd(self) -> Decimal:
         return sum((s.what_if_usd for s in self.sessions), ZERO)
 
+    @property
+    def delta_usd(self) -> Decimal:
+        return self.what_if_usd - self.actual_usd
+
+    @property
+    def estimated_sessions(self) -> int:
+        """Sessions re-priced, at least in part, from an estimate (not rebuilt requests)."""
+        return self.count("estimated") + self.count("partly exact")
+
     def count(self, method: Method) -> int:
         return sum(1 for s in self.sessions if s.method == method)
 

@@ -10,7 +10,7 @@ import dataclasses
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,7 +19,7 @@ from tokenomy.cli._app import app
 from tokenomy.errors import InputError
 
 if TYPE_CHECKING:
-    from tokenomy.analysis.reports import GroupBy, UsageReport, UsageRow
+    from tokenomy.analysis.reports import UsageReport, UsageRow
     from tokenomy.analysis.turns import RunDetail, WhatIfReport
     from tokenomy.ledger.queries import RunSummary
 
@@ -28,7 +28,6 @@ _EMPTY = (
     "the library (tokenomy.Anthropic), the gateway (tokenomy gateway, then "
     "ANTHROPIC_BASE_URL=http://127.0.0.1:8787), or an import (tokenomy import claude-code)."
 )
-_GROUPS = ("day", "week", "month", "session", "run", "model", "project")
 
 
 @app.command("report")
@@ -83,13 +82,14 @@ def report(
     ] = None,
 ) -> None:
     """Cost, tokens by segment, cache hit rate per run, group or turn; --what-if; --html."""
+    from tokenomy.analysis.reports import GROUPS
     from tokenomy.config import load_settings
     from tokenomy.wiring import open_ledger
 
     if json and csv:
         raise InputError("--json and --csv are two formats; pick one")
-    if by is not None and by not in _GROUPS:
-        raise InputError(f"--by must be one of {', '.join(_GROUPS)}; got {by!r}")
+    if by is not None and by not in GROUPS:
+        raise InputError(f"--by must be one of {', '.join(GROUPS)}; got {by!r}")
     ttl = _ttl(what_if) if what_if is not None else None
     since_at, until_at = _when(since, "--since"), _when(until, "--until")
     fmt = "json" if json else "csv" if csv else "table"
@@ -126,9 +126,7 @@ def report(
         if by is not None:
             from tokenomy.analysis.reports import usage_report
 
-            rep = usage_report(
-                ledger, by=cast("GroupBy", by), since=since_at, until=until_at, project=project
-            )
+            rep = usage_report(ledger, by=by, since=since_at, until=until_at, project=project)
             _render_groups(rep, fmt)
             return
         if run is not None:
@@ -146,9 +144,8 @@ def report(
             source=source,
             top_level=not all_runs,
             limit=limit,
+            project=project,
         )
-        if project:
-            runs = tuple(r for r in runs if project.lower() in (r.project or "").lower())
         where = ledger.display
     if fmt == "json":
         _render.json_out({"ledger": where, "runs": [_run_json(r) for r in runs]})
@@ -262,7 +259,7 @@ def _render_runs(runs: tuple[RunSummary, ...]) -> None:
             _cost(r),
             _render.usd(r.subagent_usd) if r.subagent_runs else "",
             _usd(r.ideal_usd),
-            _ratio(_efficiency(r)),
+            _ratio(r.cache_efficiency),
         ]
         for r in runs
     ]
@@ -290,21 +287,13 @@ def _render_runs(runs: tuple[RunSummary, ...]) -> None:
     )
 
 
-def _efficiency(r: RunSummary) -> Decimal | None:
-    # An imported transcript stores each run's own ideal; a pipeline root the tree's.
-    if r.ideal_usd is None:
-        return None
-    actual = r.cost_usd if r.source == "claude-code" else r.total_usd
-    return r.ideal_usd / actual if actual > 0 else None
-
-
 def _run_json(r: RunSummary) -> dict[str, Any]:
     return {
         **dataclasses.asdict(r),
         "total_input_tokens": r.total_input_tokens,
         "cache_hit_rate": r.cache_hit_rate,
         "total_usd": r.total_usd,
-        "cache_efficiency": _efficiency(r),
+        "cache_efficiency": r.cache_efficiency,
     }
 
 
@@ -579,9 +568,9 @@ def _render_what_if(wi: WhatIfReport, fmt: str) -> None:
                 "sessions": rows,
                 "actual_usd": wi.actual_usd,
                 "what_if_usd": wi.what_if_usd,
-                "delta_usd": wi.what_if_usd - wi.actual_usd,
+                "delta_usd": wi.delta_usd,
                 "exact_sessions": wi.count("exact"),
-                "estimated_sessions": wi.count("estimated") + wi.count("partly exact"),
+                "estimated_sessions": wi.estimated_sessions,
             }
         )
         return
@@ -610,14 +599,14 @@ def _render_what_if(wi: WhatIfReport, fmt: str) -> None:
         caption="exact: rebuilt from Claude Code 2.1.330+ request records; estimated: from the "
         "call timestamps and usage (docs/design/analysis.md).",
     )
-    delta = wi.what_if_usd - wi.actual_usd
+    delta = wi.delta_usd
     pct = f" ({delta / wi.actual_usd:+.1%})" if wi.actual_usd > 0 else ""
     verdict = "would have saved" if delta < 0 else "would have cost"
     _render.line(
         f"With ttl={wi.ttl} these {len(wi.sessions)} sessions {verdict} "
         f"{_render.usd(abs(delta))}{pct}: {_render.usd(wi.actual_usd)} → "
         f"{_render.usd(wi.what_if_usd)}. {wi.count('exact')} exact, "
-        f"{wi.count('estimated') + wi.count('partly exact')} estimated."
+        f"{wi.estimated_sessions} estimated."
     )
 
 

@@ -89,6 +89,16 @@ class RunSummary(TokenTotals):
         """This run's calls and every sub-agent run below it."""
         return self.cost_usd + self.subagent_usd
 
+    @property
+    def cache_efficiency(self) -> Decimal | None:
+        """``ideal / actual`` where the ideal cost is known (1.0 is perfect). An imported
+        transcript stores each run's own ideal (against its own calls), a pipeline root the
+        tree's (against :attr:`total_usd`)."""
+        if self.ideal_usd is None:
+            return None
+        actual = self.cost_usd if self.source == "claude-code" else self.total_usd
+        return self.ideal_usd / actual if actual > 0 else None
+
 
 def _per_run() -> Any:
     """Per-run sums over ``calls`` (a subquery keyed by run_id)."""
@@ -105,11 +115,13 @@ def list_runs(
     source: str | None = None,
     top_level: bool = False,
     limit: int | None = None,
+    project: str | None = None,
 ) -> tuple[RunSummary, ...]:
     """Runs started in ``[since, until)``, newest first, with their calls and sub-agents summed.
 
     ``name`` matches a case-insensitive substring; ``top_level`` leaves out sub-agent runs
-    (their cost is still rolled up into their parents).
+    (their cost is still rolled up into their parents). ``project`` keeps, of those (after
+    ``limit``), the runs whose project contains it, case-insensitively.
     """
     per_run = _per_run()
     stmt = in_window(_summary_select(per_run), runs.c.started_at, since, until)
@@ -124,7 +136,11 @@ def list_runs(
         stmt = stmt.limit(limit)
     with ledger.read() as conn:
         rows = conn.execute(stmt).mappings().all()
-        return _summaries(conn, rows)
+        found = _summaries(conn, rows)
+    if project:
+        needle = project.lower()
+        found = tuple(r for r in found if needle in (r.project or "").lower())
+    return found
 
 
 def get_run(ledger: Ledger, run_id: str) -> RunSummary | None:
