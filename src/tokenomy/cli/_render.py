@@ -21,6 +21,7 @@ __all__ = [
     "json_out",
     "line",
     "paragraph",
+    "pct",
     "progress",
     "raw_lines",
     "run_app",
@@ -100,6 +101,11 @@ def usd(value: Decimal | None, *, places: int = 4) -> str:
         return "unpriced"
     q = Decimal(1).scaleb(-places)
     return f"${value.quantize(q):,}"
+
+
+def pct(rate: float | Decimal | None) -> str:
+    """A rate as a percentage with one decimal; empty for None."""
+    return "" if rate is None else f"{rate:.1%}"
 
 
 def table(

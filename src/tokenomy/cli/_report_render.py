@@ -29,10 +29,6 @@ _EMPTY = (
 # ---------------------------------------------------------------------- formatting
 
 
-def _pct(rate: float | Decimal | None) -> str:
-    return "" if rate is None else f"{rate:.1%}"
-
-
 def _ratio(x: float | Decimal | None) -> str:
     return "" if x is None else f"{x:.2f}"
 
@@ -94,7 +90,7 @@ def _run_table(runs: tuple[RunSummary, ...]) -> None:
             f"{r.calls:,}",
             f"{r.total_input_tokens:,}",
             f"{r.output_tokens:,}",
-            _pct(r.cache_hit_rate),
+            _render.pct(r.cache_hit_rate),
             _cost(r),
             _render.usd(r.subagent_usd) if r.subagent_runs else "",
             _usd(r.ideal_usd),
@@ -224,7 +220,7 @@ def render_groups(rep: UsageReport, fmt: str) -> None:
                 f"{r.calls:,}",
                 f"{r.total_input_tokens:,}",
                 f"{r.output_tokens:,}",
-                _pct(r.cache_hit_rate),
+                _render.pct(r.cache_hit_rate),
                 _ratio(r.write_amplification),
                 _render.usd(r.write_5m_usd),
                 _render.usd(r.write_1h_usd),
@@ -318,7 +314,7 @@ def render_turns(d: RunDetail, fmt: str) -> None:
                 c.status,
                 "" if u is None else f"{u.total_input_tokens:,}",
                 "" if u is None else f"{u.output_tokens:,}",
-                "" if u is None else _pct(u.cache_hit_rate),
+                "" if u is None else _render.pct(u.cache_hit_rate),
                 _ratio(t.write_amplification),
                 "" if sc is None else _usd(sc.tools_usd + sc.system_usd, 6),
                 "" if sc is None else _usd(sc.history_usd, 6),

@@ -71,10 +71,6 @@ def _key(env: BatchEnv, given: str | None) -> str | None:
     return given or env.settings.api_key()
 
 
-def _pct(rate: float | None) -> str:
-    return "" if rate is None else f"{rate:.1%}"
-
-
 def _eta(seconds: float | None) -> str:
     if seconds is None:
         return "ETA ?"
@@ -111,7 +107,7 @@ def _show(s: JobStatus, *, json: bool, chunks: bool = True) -> None:
         "cost (batch)": _render.usd(s.cost_usd, places=6),
         "same, interactive": _render.usd(s.interactive_usd, places=6),
         "saving": _render.usd(s.saving_usd, places=6) + saving,
-        "cache hit rate": _pct(s.cache_hit_rate) or "n/a",
+        "cache hit rate": _render.pct(s.cache_hit_rate) or "n/a",
     }
     if s.unmarked_requests:
         rows["not cached"] = (
@@ -146,7 +142,7 @@ def _show(s: JobStatus, *, json: bool, chunks: bool = True) -> None:
                     c.errored,
                     c.expired,
                     _render.usd(c.cost_usd, places=6) if c.cost_usd is not None else "",
-                    _pct(c.cache_hit_rate),
+                    _render.pct(c.cache_hit_rate),
                 ]
                 for c in s.chunks
             ],
@@ -389,7 +385,7 @@ def list_cmd(
                     f"{j.done:,}",
                     _render.usd(j.total_usd, places=4),
                     _render.usd(j.saving_usd, places=4) if j.saving_usd else "",
-                    _pct(j.cache_hit_rate),
+                    _render.pct(j.cache_hit_rate),
                 ]
                 for j in jobs
             ],
