@@ -276,12 +276,7 @@ def wait_cmd(
 ) -> None:
     """Poll until the job ends (progress bar), collecting and retrying as batches finish."""
     env = _env(poll_interval, poll_max, reconcile_settle)
-
-    def run() -> None:
-        job = _open(job_id, env, api_key=api_key)
-        _show(_drive(job, wait=True, json=json), json=json)
-
-    _with(env, run)
+    _resume(env, job_id, wait=True, json=json, api_key=api_key)
 
 
 @batch.command("resume")
@@ -297,6 +292,11 @@ def resume_cmd(
 ) -> None:
     """Go on with a job whose process stopped: reconcile, send what is left, collect."""
     env = _env(poll_interval, poll_max, reconcile_settle)
+    _resume(env, job_id, wait=wait, json=json, api_key=api_key)
+
+
+def _resume(env: BatchEnv, job_id: str, *, wait: bool, json: bool, api_key: str | None) -> None:
+    """Run a job's loop (until it ends, or until sent), show where it stands, close ``env``."""
 
     def run() -> None:
         job = _open(job_id, env, api_key=api_key)
