@@ -81,33 +81,24 @@ def prices(
                 m.status + ("*" if m.confidence == "unconfirmed" else ""),
             ]
         )
+    cols = [
+        "model",
+        "input",
+        "output",
+        "5m write",
+        "1h write",
+        "read",
+        "batch in",
+        "batch out",
+        "min cache",
+        "context",
+        "status",
+    ]
     _render.table(
         f"Claude prices, USD per million tokens (checked {table.checked_on})",
-        [
-            "model",
-            "input",
-            "output",
-            "5m write",
-            "1h write",
-            "read",
-            "batch in",
-            "batch out",
-            "min cache",
-            "context",
-            "status",
-        ],
+        cols,
         rows,
-        right=[
-            "input",
-            "output",
-            "5m write",
-            "1h write",
-            "read",
-            "batch in",
-            "batch out",
-            "min cache",
-            "context",
-        ],
+        right=cols[1:-1],  # the numbers: all but model and status
         caption="* unconfirmed: from pages newer than the checked docs. "
         "'tokenomy prices --path' shows where to override.",
     )
