@@ -140,3 +140,12 @@ def test_many_runs_roll_up_in_chunks(ledger: Ledger) -> None:
     runs = list_runs(ledger, top_level=True)
     assert len(runs) == 1200
     assert all(r.subagent_usd == Decimal("0.001") for r in runs)
+
+
+def test_project_filters_before_the_limit(ledger: Ledger) -> None:
+    """The N newest runs *of that project*, not the N newest runs filtered afterwards."""
+    w = ledger.writer()
+    w.record_run(R.run("old", name="old", project="/home/a/api", started_at=R.T0))
+    w.record_run(R.run("new", name="new", project="/home/a/web", started_at=R.T0 + DAY))
+    w.close()
+    assert [r.run_id for r in list_runs(ledger, project="API", limit=1)] == ["old"]

@@ -120,8 +120,8 @@ def list_runs(
     """Runs started in ``[since, until)``, newest first, with their calls and sub-agents summed.
 
     ``name`` matches a case-insensitive substring; ``top_level`` leaves out sub-agent runs
-    (their cost is still rolled up into their parents). ``project`` keeps, of those (after
-    ``limit``), the runs whose project contains it, case-insensitively.
+    (their cost is still rolled up into their parents). ``project`` keeps the runs whose
+    project contains it, case-insensitively (before ``limit``: the N newest matching runs).
     """
     per_run = _per_run()
     stmt = in_window(_summary_select(per_run), runs.c.started_at, since, until)
@@ -131,16 +131,14 @@ def list_runs(
         stmt = stmt.where(runs.c.source == source)
     if top_level:
         stmt = stmt.where(runs.c.parent_run_id.is_(None))
+    if project:
+        stmt = stmt.where(runs.c.project.icontains(project, autoescape=True))
     stmt = stmt.order_by(runs.c.started_at.desc(), runs.c.run_id)
     if limit is not None:
         stmt = stmt.limit(limit)
     with ledger.read() as conn:
         rows = conn.execute(stmt).mappings().all()
-        found = _summaries(conn, rows)
-    if project:
-        needle = project.lower()
-        found = tuple(r for r in found if needle in (r.project or "").lower())
-    return found
+        return _summaries(conn, rows)
 
 
 def get_run(ledger: Ledger, run_id: str) -> RunSummary | None:
