@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 
 from tests.batch.conftest import KEY, no_sleep, write_job
+from tests.services import PG_UNREACHABLE, fresh_pg_database
 from tokenomy.batch import BatchEnv, PollPolicy, asubmit
 from tokenomy.config import load_settings
 from tokenomy.emulator import BatchTiming, EmulatorConfig, create_app
 
 pytestmark = [pytest.mark.postgres, pytest.mark.anyio]
-
-PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
 
 
 @pytest.fixture
@@ -27,17 +24,10 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True)
-    except psycopg.OperationalError:
-        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432 (user postgres, trust)")
-    name = f"tokenomy_batch_{secrets.token_hex(5)}"
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_pg_database("tokenomy_batch") as url:
+        if url is None:
+            pytest.skip(PG_UNREACHABLE)
+        yield url
 
 
 async def test_a_job_runs_and_recovers_on_postgresql(pg_url: str, tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import socket
 import subprocess
@@ -18,15 +17,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
-import psycopg
 import pytest
 
 from tests.emulator.harness import TEST_KEY, EmulatorServer
+from tests.services import PG_UNREACHABLE, fresh_pg_database
 from tokenomy.emulator import EmulatorConfig, create_app
 from tokenomy.ledger import Ledger
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
-PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 TOKENOMY = [str(Path(sys.executable).parent / "tokenomy")]
 BODY = {
@@ -38,17 +36,10 @@ BODY = {
 
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True)
-    except psycopg.OperationalError:
-        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432 (user postgres, trust auth)")
-    name = f"tokenomy_gw_{secrets.token_hex(6)}"
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_pg_database("tokenomy_gw") as url:
+        if url is None:
+            pytest.skip(PG_UNREACHABLE)
+        yield url
 
 
 def _redis_prefix_clear(prefix: str) -> None:

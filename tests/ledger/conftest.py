@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from tests.services import fresh_pg_database
 from tokenomy.ledger import Ledger, WriterOptions
 
-PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
 PG_SKIP = (
     "PostgreSQL is not reachable at 127.0.0.1:5432 (user postgres, trust auth); "
     "start it to run the PostgreSQL half of the ledger suite"
@@ -28,18 +27,8 @@ PG_SKIP = (
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str | None]:
     """A fresh database for this test session, or None when there is no server."""
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True)
-    except psycopg.OperationalError:
-        yield None
-        return
-    name = f"tokenomy_test_{secrets.token_hex(6)}"
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_pg_database("tokenomy_test") as url:
+        yield url
 
 
 def reset_pg(url: str) -> None:
