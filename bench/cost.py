@@ -16,13 +16,29 @@ import time
 from decimal import Decimal
 from typing import Any
 
+import anyio
+
 from _report import markdown_table, print_table, publish
+from tokenomy.workloads import reference_workloads
 from tokenomy.workloads.demo import run_all
-from tokenomy.workloads.runner import WorkloadResult
+from tokenomy.workloads.runner import WorkloadResult, run_workload
 
 
 def _f(x: Decimal | float | None, fmt: str) -> str:
     return "—" if x is None else format(float(x), fmt)
+
+
+def _bulk_batch_with_runner_default(*, latency: bool) -> WorkloadResult | None:
+    """The bulk job's batch again, with the batch runner's default 1-hour TTL (for the record)."""
+    bulk = next((w for w in reference_workloads() if w.name == "bulk-tickets"), None)
+    if bulk is None:
+        return None
+    w = bulk.model_copy(update={"batch_cache_ttl": "1h"})
+
+    async def go() -> WorkloadResult:
+        return await run_workload(w, config="full", latency=latency)
+
+    return anyio.run(go)
 
 
 def main() -> int:
@@ -32,6 +48,7 @@ def main() -> int:
     started = time.perf_counter()
     rows = run_all(latency=not args.no_latency)
     wall_s = time.perf_counter() - started
+    batch_1h = _bulk_batch_with_runner_default(latency=not args.no_latency)
     by: dict[str, dict[str, WorkloadResult]] = {}
     for row in rows:
         by.setdefault(row.result.workload, {})[row.result.config] = row.result
@@ -52,7 +69,7 @@ def main() -> int:
                 _f(cache.hit_rate, ".1%"),
                 _f(saving, ".1%"),
                 f"${full.cost_usd:.4f}" + (" (batch)" if full.mode == "batch" else ""),
-                _f(full_vs_cache, ".1%"),
+                _f(full_vs_cache, ".2%"),
                 "yes" if naive.success and cache.success and full.success else "NO",
                 f"{cache.predictions_agree}/{cache.predictions_checked}",
             ]
@@ -92,6 +109,20 @@ def main() -> int:
         "success",
         "predicted reads",
     ]
+    bulk = by.get("bulk-tickets")
+    ttl_note = ""
+    if bulk is not None and batch_1h is not None:
+        ratio_1h = batch_1h.cost_usd / bulk["cache"].cost_usd
+        data["bulk_batch_1h"] = {"cost_usd": str(batch_1h.cost_usd), "of_interactive": ratio_1h}
+        ttl_note = (
+            " The bulk job is one batch, so it keeps the 5-minute TTL its workload file sets "
+            "(`batch_cache_ttl: 5m`: its requests are one steady stream that keeps the entry "
+            "alive). With the batch runner's default 1-hour TTL it costs "
+            f"${batch_1h.cost_usd:.4f}, {ratio_1h:.1%} of interactive: a 1-hour write is 2x "
+            "the input price against 1.25x, which only pays when the prefix must outlive a "
+            "gap, as after a warm-up or between chunks."
+        )
+        print(f"bulk-tickets as a batch with a 1h TTL: {ratio_1h:.2%} of interactive")
     print_table("Cost per workload (emulator; USD)", cols, table)
     status = "all targets met" if not verdicts else "targets missed: " + "; ".join(verdicts)
     print(f"\n{status}  ({wall_s:.1f} s)")
@@ -102,7 +133,7 @@ def main() -> int:
         "reads*: calls whose cache read the pipeline predicted exactly.\n\n"
         f"Targets — efficiency ≥ 0.95 everywhere, ≥ 70% saving on the 12-turn and 10-step runs, "
         f"batch ≤ 50% of interactive on the bulk job: **{status}**. "
-        f"The whole run took {wall_s:.1f} s of wall time."
+        f"The whole run took {wall_s:.1f} s of wall time." + ttl_note
     )
     data["verdicts"] = verdicts
     publish(

@@ -57,6 +57,10 @@ class Bad:
             GOOD.replace("tokens: 200", "tokens: lots"),
             "w.yaml:5: tools.tokens: Input should be a valid integer",
         ),
+        Bad(
+            GOOD + "batch_cache_ttl: 2h\n",
+            "w.yaml:11: batch_cache_ttl: Input should be '1h', '5m' or 'off'",
+        ),
     ],
 )
 def test_a_bad_workload_names_the_field_and_the_line(case: Bad) -> None:

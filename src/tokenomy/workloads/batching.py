@@ -2,7 +2,8 @@
 
 The same requests the interactive runner would send (same system prompt, same items, same
 headers) become one batch job run by :mod:`tokenomy.batch` against the workload's emulator:
-the job's shared prefix is marked with a 1-hour breakpoint, it is chunked, submitted, polled on
+the job's shared prefix is marked with a breakpoint of the workload's ``batch_cache_ttl`` (the
+runner's default, 1 hour, unless the workload says otherwise), it is chunked, submitted, polled on
 the emulator's virtual clock, collected and metered at batch prices. The answers are checked
 like the interactive ones.
 """
@@ -82,7 +83,13 @@ async def run_items_as_batch(
             sleep=sleep,
         )
         try:
-            job = await asubmit(items, env=env, api_key=api_key, name=f"{w.name} (batch)")
+            job = await asubmit(
+                items,
+                env=env,
+                api_key=api_key,
+                name=f"{w.name} (batch)",
+                cache_ttl=w.batch_cache_ttl,
+            )
             status = await job.wait()
             answers = {r["custom_id"]: _text(r) for r in job.results()}
         finally:

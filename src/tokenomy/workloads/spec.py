@@ -132,6 +132,9 @@ class Workload(_Spec):
     caller_cache: Literal["none", "claude-code"] = "none"
     # interactive work can be sent through Message Batches in the `full` configuration
     batchable: bool = False
+    # the TTL of the batch job's shared-prefix breakpoint (the batch runner's default is 1h;
+    # 5m is right when the whole job is one batch, a steady stream that keeps 5m entries alive)
+    batch_cache_ttl: Literal["1h", "5m", "off"] = "1h"
     checks: ChecksSpec = ChecksSpec()
 
     @model_validator(mode="after")
