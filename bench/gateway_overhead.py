@@ -9,7 +9,7 @@ Also: throughput through the proxy, and the proxy's CPU time per request (from /
 LiteLLM (``litellm[proxy]==1.103.7``, in ``.bench/litellm``) runs against the same emulator in
 the same run when installed; see ``docs/benchmarks.md``.
 
-    .venv/bin/python bench/gateway_overhead.py [--requests N] [--no-litellm]
+    .venv/bin/python bench/gateway_overhead.py [--requests N] [--no-litellm] [--no-publish]
 """
 
 from __future__ import annotations
@@ -171,6 +171,9 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=600, help="calls per concurrency level")
     ap.add_argument("--no-litellm", action="store_true")
+    ap.add_argument(
+        "--no-publish", action="store_true", help="print the table only (while iterating)"
+    )
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-gw-"))
     base_env = {
@@ -307,6 +310,8 @@ def main() -> int:
         " team setup). This machine is shared: absolute numbers drift between runs, the CPU per"
         " request and the side-by-side ratios less so."
     )
+    if args.no_publish:
+        return 0
     publish(
         "gateway_overhead",
         title="Gateway overhead (bench/gateway_overhead.py)",

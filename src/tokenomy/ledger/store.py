@@ -9,14 +9,15 @@ recording the same run or call again (a run that ends, a retried flush) is harml
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import Connection, Engine, Table, func, select
+from sqlalchemy import Connection, Dialect, Engine, Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from tokenomy.errors import LedgerError
 
@@ -79,6 +80,17 @@ class Ledger:
         self._placeholder_stmt = self._insert(runs).on_conflict_do_nothing()
         self._run_upsert = self._upsert(runs, "run_id")
         self._call_upsert = self._upsert(calls, "call_id")
+        # SQLite: the same statements, compiled once more and run on the driver's cursor (see
+        # _Compiled). The writer thread then holds the GIL only to bind values: sqlite3 lets it
+        # go while SQLite works, so the event loop sharing the core is not held up.
+        self._fast: dict[str, _Compiled] = {}
+        if target.backend == "sqlite":
+            dialect = engine.dialect
+            self._fast = {
+                "placeholder": _Compiled.of(self._placeholder_stmt, runs, dialect),
+                "run": _Compiled.of(self._run_upsert, runs, dialect),
+                "call": _Compiled.of(self._call_upsert, calls, dialect),
+            }
 
     # ------------------------------------------------------------------ opening
 
@@ -168,12 +180,25 @@ class Ledger:
             placeholders = [
                 placeholder_run_row(k, at) for k, at in needed.items() if k not in run_rows
             ]
-            if placeholders:
-                conn.execute(self._placeholder_stmt, placeholders)
-            if run_rows:
-                conn.execute(self._run_upsert, list(run_rows.values()))
-            if call_rows:
-                conn.execute(self._call_upsert, list(call_rows.values()))
+            if self._fast:
+                cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+                try:
+                    for name, values in (
+                        ("placeholder", placeholders),
+                        ("run", list(run_rows.values())),
+                        ("call", list(call_rows.values())),
+                    ):
+                        if values:
+                            self._fast[name].executemany(cursor, values)
+                finally:
+                    cursor.close()
+            else:
+                if placeholders:
+                    conn.execute(self._placeholder_stmt, placeholders)
+                if run_rows:
+                    conn.execute(self._run_upsert, list(run_rows.values()))
+                if call_rows:
+                    conn.execute(self._call_upsert, list(call_rows.values()))
             if event_rows:
                 conn.execute(events.insert(), event_rows)
 
@@ -218,6 +243,53 @@ class Ledger:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """A statement SQLAlchemy compiled for SQLite, run with the driver's ``executemany``.
+
+    Same SQL, and each value goes through the same bind processor SQLAlchemy would apply
+    (timestamps to UTC text, JSON through the engine's serializer, booleans to 0/1), so the rows
+    stored are identical; what is saved is SQLAlchemy's per-row bookkeeping. Driver errors are
+    raised as SQLAlchemy's (``IntegrityError`` …), as ``Connection.execute`` would raise them.
+    """
+
+    sql: str
+    columns: tuple[str, ...]
+    # (position in the row tuple, processor) for the columns that have one
+    processors: tuple[tuple[int, Callable[[Any], Any]], ...]
+
+    @classmethod
+    def of(cls, stmt: Any, table: Table, dialect: Dialect) -> _Compiled:
+        compiled = stmt.compile(dialect=dialect)
+        assert compiled.positional, "the SQLite dialect binds by position"
+        columns = tuple(compiled.positiontup)
+        processors = []
+        for i, name in enumerate(columns):
+            proc = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+            if proc is not None:
+                processors.append((i, proc))
+        return cls(compiled.string, columns, tuple(processors))
+
+    def executemany(self, cursor: sqlite3.Cursor, rows: Sequence[Mapping[str, Any]]) -> None:
+        columns, processors = self.columns, self.processors
+        # A few rows at a time: binding them is Python (the GIL held), and the event loop on
+        # this core gets the GIL back while SQLite writes them.
+        for start in range(0, len(rows), _FAST_CHUNK_ROWS):
+            params: list[list[Any]] = []
+            for row in rows[start : start + _FAST_CHUNK_ROWS]:
+                values = [row[c] for c in columns]
+                for i, proc in processors:
+                    values[i] = proc(values[i])
+                params.append(values)
+            try:
+                cursor.executemany(self.sql, params)
+            except sqlite3.Error as exc:
+                raise DBAPIError.instance(self.sql, params, exc, sqlite3.Error) from exc
+
+
+_FAST_CHUNK_ROWS = 25
 
 
 def _remove_sqlite_files(target: LedgerTarget) -> None:
