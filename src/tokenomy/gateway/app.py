@@ -135,6 +135,7 @@ class Gateway:
         self._tasks: set[asyncio.Task[None]] = set()
         self._batch_results = BatchResultsMeter(pipeline, self.metrics)
         self._in_flight = 0
+        self.metrics.in_flight.set_function(lambda: self._in_flight)
         self._requests = 0
         # cache scopes (upstream key fingerprints) seen, for the periodic purge
         self._scopes: dict[str, None] = {}
@@ -206,14 +207,12 @@ class Gateway:
             headers=headers,
             scheme=scope.get("scheme", "http"),
         )
-        self.metrics.in_flight.inc()
         self._in_flight += 1
         try:
             await self._handle(call, receive, reply)
         finally:
             self._in_flight -= 1
-            self.metrics.in_flight.dec()
-            self.metrics.requests.labels(route, str(reply.status or 499)).inc()
+            self.metrics.count_request(route, reply.status or 499)
 
     # ------------------------------------------------------------------ one request
 
@@ -441,7 +440,7 @@ class Gateway:
                 aclose = getattr(raw, "aclose", None)
                 if aclose is not None:
                     await asyncio.shield(aclose())
-            self.metrics.upstream_latency.labels(call.route).observe(loop.time() - started)
+            self.metrics.observe_upstream_latency(call.route, loop.time() - started)
             if p is not None:
                 if facts is None:
                     facts = tap.close() if tap is not None else ResponseFacts()

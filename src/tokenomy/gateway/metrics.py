@@ -97,6 +97,27 @@ class GatewayMetrics:
         self.runs = Gauge("tokenomy_gateway_runs", "Runs the gateway tracks now", registry=r)
         self._input_total = 0
         self._read_total = 0
+        # Children looked up once: ``labels()`` validates and locks on every call.
+        self._tokens = {
+            kind: self.tokens.labels(kind)
+            for kind in ("input", "cache_read", "cache_write_5m", "cache_write_1h", "output")
+        }
+        self._cost: dict[str, Counter] = {}
+        self._requests: dict[tuple[str, int], Counter] = {}
+        self._upstream_latency: dict[str, Histogram] = {}
+
+    def count_request(self, route: str, status: int) -> None:
+        """One request answered on ``route`` with ``status``."""
+        child = self._requests.get((route, status))
+        if child is None:
+            child = self._requests[(route, status)] = self.requests.labels(route, str(status))
+        child.inc()
+
+    def observe_upstream_latency(self, route: str, seconds: float) -> None:
+        child = self._upstream_latency.get(route)
+        if child is None:
+            child = self._upstream_latency[route] = self.upstream_latency.labels(route)
+        child.observe(seconds)
 
     def observe_call(self, record: CallRecord) -> None:
         """Fold one metered call into the token, cost and hit-rate counters."""
@@ -104,20 +125,25 @@ class GatewayMetrics:
         if usage is None:
             return
         b = usage.billable()
-        self.tokens.labels("input").inc(b.input_tokens)
-        self.tokens.labels("cache_read").inc(b.cache_read_tokens)
-        self.tokens.labels("cache_write_5m").inc(b.cache_write_5m_tokens)
-        self.tokens.labels("cache_write_1h").inc(b.cache_write_1h_tokens)
-        self.tokens.labels("output").inc(b.output_tokens)
+        tokens = self._tokens
+        tokens["input"].inc(b.input_tokens)
+        tokens["cache_read"].inc(b.cache_read_tokens)
+        tokens["cache_write_5m"].inc(b.cache_write_5m_tokens)
+        tokens["cache_write_1h"].inc(b.cache_write_1h_tokens)
+        tokens["output"].inc(b.output_tokens)
         self._input_total += b.total_input_tokens
         self._read_total += b.cache_read_tokens
         if self._input_total:
             self.cache_hit_rate.set(self._read_total / self._input_total)
         if isinstance(record.cost, CostBreakdown):
             # Prometheus counters are floats: the exact Decimal stays in the ledger.
-            self.cost.labels(record.model_used or record.model_requested).inc(
-                float(record.cost.total_usd)
-            )
+            model = record.model_used or record.model_requested
+            child = self._cost.get(model)
+            if child is None:
+                if len(self._cost) > 1000:  # bounded, like the label set it caches
+                    self._cost.clear()
+                child = self._cost[model] = self.cost.labels(model)
+            child.inc(float(record.cost.total_usd))
         else:
             self.unpriced.inc()
         if record.ttft_ms is not None:

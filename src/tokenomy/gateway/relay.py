@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -78,38 +77,52 @@ async def read_body(receive: ASGIReceive, *, limit: int, declared: int | None) -
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def _wait_disconnect(receive: ASGIReceive) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
-
-
 async def until_disconnect(receive: ASGIReceive, work: Coroutine[Any, Any, None]) -> bool:
     """Run ``work``; cancel it if the client hangs up first. Returns True on a hang-up.
 
     ``work`` must clean up (close the upstream response, meter the call) in its own
     ``finally``: cancellation reaches it as ``CancelledError`` wherever it is waiting.
+    ``work`` runs in the calling task; one watcher task waits on ``receive`` beside it.
     """
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_wait_disconnect(receive))
+    task = asyncio.current_task()
+    assert task is not None
+    watcher = _Watcher(receive, task)
     try:
-        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    except BaseException:
-        task.cancel()
-        watcher.cancel()
+        await work
+    except asyncio.CancelledError:
+        # Ours (the client hung up) or from outside (shutdown): only ours is swallowed.
+        if watcher.hung_up and task.uncancel() == 0:
+            return True
         raise
-    if task in done:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
-        task.result()  # re-raise what the relay raised
-        return False
-    # The watcher finished first and the relay has not: the client is gone mid-response.
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    return True
+    finally:
+        watcher.stop()
+    if watcher.hung_up:  # the cancel came, and ``work`` ended without letting it out
+        task.uncancel()
+        return True
+    return False
+
+
+class _Watcher:
+    """Waits for ``http.disconnect`` and then cancels ``task``, unless stopped first."""
+
+    __slots__ = ("_future", "_receive", "_task", "hung_up")
+
+    def __init__(self, receive: ASGIReceive, task: asyncio.Task[Any]) -> None:
+        self._receive = receive
+        self._task = task
+        self.hung_up = False
+        self._future = asyncio.ensure_future(self._watch())
+
+    async def _watch(self) -> None:
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                break
+        self.hung_up = True
+        self._task.cancel()
+
+    def stop(self) -> None:
+        self._future.cancel()
 
 
 def _headers(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:

@@ -11,8 +11,8 @@ Requests the API would reject are sent unchanged: its error is the truth.
 
 from __future__ import annotations
 
+import random
 import threading
-import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -65,7 +65,7 @@ class Pipeline:
         self.clock = clock
         self.sink = sink
         self.config = config or PipelineConfig()
-        self._new_id = new_id or (lambda prefix: f"{prefix}_{uuid.uuid4().hex}")
+        self._new_id = new_id or _random_id
         self._lock = threading.RLock()
         self._caches: dict[str, CacheModel] = {}
         self._runs: dict[str, Run] = {}
@@ -351,6 +351,18 @@ class Pipeline:
         if self.sink is not None:
             self.sink.record_call(record)
         return record
+
+
+# uuid4's bits, from the process's Mersenne Twister (seeded from the OS, and again in a forked
+# child): ids need to be unique, not secret, and os.urandom lets go of the GIL on every call,
+# handing the core to the ledger writer in the middle of a request.
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def _random_id(prefix: str) -> str:
+    """``prefix_`` and the hex of a random version-4 UUID, as ``uuid.uuid4().hex`` gives."""
+    return f"{prefix}_{random.getrandbits(128) & _UUID4_CLEAR | _UUID4_SET:032x}"
 
 
 def _automatic_position(ch: Chain, marker: Any) -> BreakpointPos | None:

@@ -7,6 +7,7 @@ response. Both produce the facts the meter needs; neither changes a byte.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +16,7 @@ import orjson
 
 from tokenomy.core.usage import StreamUsage, Usage
 from tokenomy.errors import UsageError
-from tokenomy.wire.sse import SSEDecoder
+from tokenomy.wire.sse import SSEDecoder, SSEEvent
 
 __all__ = ["ResponseFacts", "StreamTap", "read_message"]
 
@@ -72,56 +73,128 @@ def _str(v: Any) -> str | None:
     return v if isinstance(v, str) else None
 
 
+# Frames the tap has no use for once it has seen the first content event. The API names each
+# event after its data's ``type`` and writes ``type`` first, so a frame named ``X`` whose data
+# starts ``{"type":"X"`` is an X: no need to decode its JSON.
+_SKIPPABLE = {
+    name: b'{"type":"' + name + b'"'
+    for name in (b"content_block_start", b"content_block_delta", b"content_block_stop")
+}
+# Where str.splitlines (the decoder's line split) would cut a line besides "\n" and "\r" (which
+# never reach the fast path): a frame with one of these is left to the decoder, so the facts are
+# the decoder's to the byte. The ASCII ones cannot stand unescaped in valid JSON either.
+_ODD_LINE_BREAK = re.compile(rb"[\x0b\x0c\x1c-\x1e]|\xc2\x85|\xe2\x80[\xa8\xa9]")
+
+
 @dataclass(slots=True)
 class StreamTap:
-    """Folds an SSE byte stream into :class:`ResponseFacts` as it passes."""
+    """Folds an SSE byte stream into :class:`ResponseFacts` as it passes.
 
-    _decoder: SSEDecoder = field(default_factory=SSEDecoder)
+    The bytes are never copied more than once: complete frames are cut on the blank line,
+    ``ping`` and content frames after the first are recognised by their event line alone, and
+    only the few frames the meter needs (``message_start``, the first content event,
+    ``message_delta``, ``message_stop``, ``error``) have their JSON decoded. A frame of any
+    other shape (comments, several data lines, ``\r`` line ends) goes through
+    :class:`~tokenomy.wire.sse.SSEDecoder`, which defines the result.
+    """
+
     _usage: StreamUsage = field(default_factory=StreamUsage)
     facts: ResponseFacts = field(default_factory=ResponseFacts)
     first_content: bool = False
+    _pending: bytes = b""
+    # set once a "\r" shows up: from then on every byte goes through the decoder
+    _decoder: SSEDecoder | None = None
 
     def feed(self, chunk: bytes) -> bool:
         """Feed bytes; returns True when this chunk carried the first content event."""
+        if self._decoder is not None or b"\r" in chunk:
+            return self._feed_decoder(chunk)
+        buf = self._pending + chunk if self._pending else chunk
+        first_now = False
+        start = 0
+        while (end := buf.find(b"\n\n", start)) != -1:
+            frame = buf[start:end]
+            start = end + 2
+            if self._frame(frame):
+                first_now = True
+        self._pending = buf[start:]
+        return first_now
+
+    def _frame(self, frame: bytes) -> bool:
+        if frame.startswith(b"event: "):
+            nl = frame.find(b"\n")
+            name = frame[7:nl]
+            if nl > 7 and frame.startswith(b"data: ", nl + 1):
+                data = frame[nl + 7 :]
+                if name == b"ping":
+                    return False
+                if self.first_content and name in _SKIPPABLE and data.startswith(_SKIPPABLE[name]):
+                    return False
+                if b"\n" not in data and (data.isascii() or not _ODD_LINE_BREAK.search(data)):
+                    try:
+                        value = orjson.loads(data)
+                    except orjson.JSONDecodeError:
+                        pass  # e.g. bytes that are not UTF-8: the decoder replaces them
+                    else:
+                        return self._event(name.decode("utf-8", "replace"), value)
+        return any(self._decoded(ev) for ev in SSEDecoder().feed(frame + b"\n\n"))
+
+    def _feed_decoder(self, chunk: bytes) -> bool:
+        if self._decoder is None:
+            self._decoder = SSEDecoder()
+            chunk, self._pending = self._pending + chunk, b""
         first_now = False
         for ev in self._decoder.feed(chunk):
-            if ev.event == "ping":
-                continue
-            try:
-                data = ev.json()
-            except orjson.JSONDecodeError:
-                continue
-            if not isinstance(data, Mapping):
-                continue
-            kind = data.get("type", ev.event)
-            if kind in _CONTENT_EVENTS and not self.first_content:
-                self.first_content = first_now = True
-            if kind == "message_start" and isinstance(data.get("message"), Mapping):
-                m = data["message"]
-                self.facts.message_id = _str(m.get("id"))
-                self.facts.model = _str(m.get("model"))
-                if m.get("diagnostics") is not None:
-                    self.facts.diagnostics = m["diagnostics"]
-            elif kind == "message_delta":
-                if data.get("diagnostics") is not None:
-                    self.facts.diagnostics = data["diagnostics"]
-                delta = data.get("delta")
-                if isinstance(delta, Mapping) and delta.get("stop_reason") is not None:
-                    self.facts.stop_reason = _str(delta.get("stop_reason"))
-            elif kind == "error":
-                err = data.get("error")
-                if isinstance(err, Mapping):
-                    self.facts.error_type = _str(err.get("type"))
-                    self.facts.error_message = _str(err.get("message"))
-            elif kind == "message_stop":
-                self.facts.complete = True
-            self._usage.feed(data)
+            if self._decoded(ev):
+                first_now = True
+        return first_now
+
+    def _decoded(self, ev: SSEEvent) -> bool:
+        if ev.event == "ping":
+            return False
+        try:
+            data = ev.json()
+        except orjson.JSONDecodeError:
+            return False
+        return self._event(ev.event, data)
+
+    def _event(self, name: str, data: Any) -> bool:
+        """Fold one decoded event in; True when it is the first content event."""
+        if not isinstance(data, Mapping):
+            return False
+        first_now = False
+        kind = data.get("type", name)
+        if kind in _CONTENT_EVENTS and not self.first_content:
+            self.first_content = first_now = True
+        if kind == "message_start" and isinstance(data.get("message"), Mapping):
+            m = data["message"]
+            self.facts.message_id = _str(m.get("id"))
+            self.facts.model = _str(m.get("model"))
+            if m.get("diagnostics") is not None:
+                self.facts.diagnostics = m["diagnostics"]
+        elif kind == "message_delta":
+            if data.get("diagnostics") is not None:
+                self.facts.diagnostics = data["diagnostics"]
+            delta = data.get("delta")
+            if isinstance(delta, Mapping) and delta.get("stop_reason") is not None:
+                self.facts.stop_reason = _str(delta.get("stop_reason"))
+        elif kind == "error":
+            err = data.get("error")
+            if isinstance(err, Mapping):
+                self.facts.error_type = _str(err.get("type"))
+                self.facts.error_message = _str(err.get("message"))
+        elif kind == "message_stop":
+            self.facts.complete = True
+        self._usage.feed(data)
         return first_now
 
     def close(self) -> ResponseFacts:
         """The facts so far (a stream cut short keeps the usage it had)."""
-        for _ in self._decoder.flush():
-            pass
+        # A frame cut short (no blank line after it) is dropped, as the decoder's flush is.
+        self._pending = b""
+        if self._decoder is not None:
+            for _ in self._decoder.flush():
+                pass
         if self._usage.started:
             try:
                 self.facts.usage = self._usage.usage()
