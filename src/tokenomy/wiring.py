@@ -10,7 +10,6 @@ from tokenomy.data import load_table
 from tokenomy.ledger import Ledger, WriterOptions
 from tokenomy.pipeline import Pipeline, PipelineConfig, SystemClock
 from tokenomy.ports import Clock, Upstream, UsageSink
-from tokenomy.upstream import AiohttpUpstream
 
 
 def open_ledger(settings: Settings) -> Ledger:
@@ -90,6 +89,9 @@ def build_upstream(
     because a relay's added latency is mostly its HTTP client's CPU (docs/design/gateway.md).
     ``settings.offline`` refuses any upstream that is not on this machine.
     """
+    # Imported here: aiohttp takes longer to import than `tokenomy report` takes to run.
+    from tokenomy.upstream import AiohttpUpstream
+
     return AiohttpUpstream(
         upstream_url or settings.upstream_url,
         timeout_s=timeout_s,
