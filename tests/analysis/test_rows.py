@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from tokenomy.analysis.rows import RowPacker, fast_call_row, int_rates
+from tokenomy.analysis.rows import CALL_COLUMNS, RowPacker, fast_call_row, int_rates
 from tokenomy.core.anatomy import segment_costs
 from tokenomy.core.pricing import Rates, cost, rates
 from tokenomy.core.records import CallRecord, SegmentTokens
@@ -63,8 +63,9 @@ def _rates(model: str, u: Usage) -> Rates | None:
 
 
 @settings(max_examples=400, deadline=None)
-@given(_calls())
-def test_fast_rows_equal_codec_rows(case: tuple[str, Usage, SegmentTokens]) -> None:
+@given(_calls(), st.booleans())
+def test_fast_rows_equal_codec_rows(case: tuple[str, Usage, SegmentTokens], sqlite: bool) -> None:
+    """Packed for either backend, the fast row is the codec's row packed the same way."""
     model, u, seg = case
     r = _rates(model, u)
     if r is None:
@@ -89,6 +90,7 @@ def test_fast_rows_equal_codec_rows(case: tuple[str, Usage, SegmentTokens]) -> N
         message_id="m",
         stop_reason="end_turn",
         decisions=decisions,
+        sqlite=sqlite,
     )
     price = cost(u, model, table=TABLE)
     record = CallRecord(
@@ -109,8 +111,10 @@ def test_fast_rows_equal_codec_rows(case: tuple[str, Usage, SegmentTokens]) -> N
         stop_reason="end_turn",
         decisions=decisions,
     )
-    assert row == call_to_row(record)
-    assert total == row["cost_total_pusd"]
+    packer = RowPacker(calls, sqlite=sqlite)
+    assert packer.cols == CALL_COLUMNS
+    assert row == packer.pack(call_to_row(record))
+    assert total == row[CALL_COLUMNS.index("cost_total_pusd")]
 
 
 def test_packed_rows_read_back_as_the_record(ledger: Ledger) -> None:

@@ -40,6 +40,7 @@ __all__ = [
     "ReplayLine",
     "TranscriptCall",
     "output_tokens_of",
+    "parse_assistant",
     "parse_line",
     "parse_timestamp",
     "request_id_of",
@@ -167,6 +168,16 @@ def parse_line(raw: bytes, *, want_user: bool = False) -> ParsedLine | None:
         if first not in (b"{", b"") and raw.lstrip()[:1] != b"{":
             return BadLine("not a JSON object")
         return None
+    return _parse(raw, want_user=want_user)
+
+
+def parse_assistant(raw: bytes) -> ParsedLine | None:
+    """:func:`parse_line` for a line whose bytes already show an assistant line with usage
+    (``"type":"assistant"``, a request id, a usage object): parsed without the byte tests."""
+    return _parse(raw, want_user=False)
+
+
+def _parse(raw: bytes, *, want_user: bool) -> ParsedLine | None:
     try:
         d = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

@@ -32,6 +32,7 @@ from tokenomy.analysis.claude_code import (
     ReplayLine,
     TranscriptCall,
     output_tokens_of,
+    parse_assistant,
     parse_line,
     parse_timestamp,
     request_id_of,
@@ -349,7 +350,7 @@ class _Reader:
         p = self.pending
         if p is not None:
             self.pending = None
-            parsed = parse_line(p[1])
+            parsed = parse_assistant(p[1])
             if isinstance(parsed, AssistantLine):
                 self.call(parsed, p[2])
             elif isinstance(parsed, BadLine):
@@ -382,7 +383,8 @@ class _Reader:
             self.state.seq[run] = seq
             seg = self.segs.setdefault(run, SegmentState())
             replayed = None
-        seg_before = seg.to_json()
+        # Only the file's last response stays open: it alone needs the state from before it.
+        seg_before = seg.to_json() if final else None
         imported, replay_json = self.record(
             c, call_id=call_id, run=run, seq=seq, seg=seg, line_no=line_no, replayed=replayed
         )

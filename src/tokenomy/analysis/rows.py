@@ -32,6 +32,7 @@ from tokenomy.ledger.codec import PUSD_PER_USD, call_to_row, json_dumps, usage_c
 from tokenomy.ledger.schema import UTCDateTime, calls
 
 __all__ = [
+    "CALL_COLUMNS",
     "IntRates",
     "Pricer",
     "RowPacker",
@@ -68,6 +69,69 @@ def int_rates(r: Rates) -> IntRates | None:
     return IntRates(out[0], out[1], out[2], out[3], out[4], modifiers=r.modifiers)
 
 
+# The ``calls`` columns in table order: :func:`fast_call_row` builds its tuple in this order
+# (:class:`Pricer` checks it against the table, a test checks every value against the codec).
+CALL_COLUMNS = (
+    "call_id",
+    "run_id",
+    "seq",
+    "started_at",
+    "ended_at",
+    "model_requested",
+    "model_used",
+    "mode",
+    "status",
+    "stream",
+    "latency_ms",
+    "ttft_ms",
+    "http_status",
+    "error_type",
+    "error_message",
+    "request_id",
+    "message_id",
+    "stop_reason",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+    "ttl_split_known",
+    "thinking_tokens",
+    "web_search_requests",
+    "web_fetch_requests",
+    "service_tier",
+    "speed",
+    "inference_geo",
+    "iterations",
+    "usage_unknown_fields",
+    "cost_model",
+    "cost_input_pusd",
+    "cost_cache_write_5m_pusd",
+    "cost_cache_write_1h_pusd",
+    "cost_cache_read_pusd",
+    "cost_output_pusd",
+    "cost_server_tools_pusd",
+    "cost_total_pusd",
+    "cost_modifiers",
+    "unpriced_reason",
+    "seg_tools_tokens",
+    "seg_system_tokens",
+    "seg_history_tokens",
+    "seg_new_tokens",
+    "seg_output_tokens",
+    "seg_tools_pusd",
+    "seg_system_pusd",
+    "seg_history_pusd",
+    "seg_new_pusd",
+    "seg_output_pusd",
+    "money_exact",
+    "prefix_hash",
+    "breakpoints",
+    "decisions",
+    "api_key_fingerprint",
+)
+
+
 def fast_call_row(
     *,
     call_id: str,
@@ -86,8 +150,13 @@ def fast_call_row(
     message_id: str | None,
     stop_reason: str | None,
     decisions: Mapping[str, Any],
-) -> tuple[dict[str, Any], int]:
-    """The ``calls`` row and the call's total cost in pUSD (usage without iterations)."""
+    sqlite: bool,
+) -> tuple[tuple[Any, ...], int]:
+    """The packed ``calls`` row (:class:`RowPacker`'s form for the backend, columns in
+    :data:`CALL_COLUMNS` order) and the call's total cost in pUSD (usage without iterations).
+
+    Built as one tuple: tens of thousands of calls go through here on a first import.
+    """
     u = usage
     r = rates
     c_in = u.input_tokens * r.input
@@ -97,72 +166,102 @@ def fast_call_row(
     c_out = u.output_tokens * r.output
     c_tools = u.web_search_requests * web_search_pusd
     total = c_in + c_w5 + c_w1 + c_read + c_out + c_tools
-    # Segment dollars: each segment's overlap with the read / 1h / 5m / uncached regions
-    # (prompt order), as tokenomy.core.anatomy.segment_costs does in Decimal.
-    regions = (
-        (u.cache_read_tokens, r.read),
-        (u.cache_write_1h_tokens, r.write_1h),
-        (u.cache_write_5m_tokens, r.write_5m),
-        (u.input_tokens, r.input),
+    # Segment dollars: the prompt is read / 1h-written / 5m-written / uncached tokens, in
+    # that order (as tokenomy.core.anatomy.segment_costs prices it in Decimal); a segment
+    # costs what the prompt costs up to its end minus up to its start.
+    b_read = u.cache_read_tokens
+    b_w1 = b_read + u.cache_write_1h_tokens
+    b_w5 = b_w1 + u.cache_write_5m_tokens
+    b_end = b_w5 + u.input_tokens
+
+    def upto(x: int) -> int:
+        if x <= b_read:
+            return x * r.read
+        if x <= b_w1:
+            return c_read + (x - b_read) * r.write_1h
+        if x <= b_w5:
+            return c_read + c_w1 + (x - b_w1) * r.write_5m
+        return c_read + c_w1 + c_w5 + (min(x, b_end) - b_w5) * r.input
+
+    p1 = segments.tools
+    p2 = p1 + segments.system
+    p3 = p2 + segments.history
+    p4 = p3 + segments.new
+    u1, u2, u3 = upto(p1), upto(p2), upto(p3)
+    seg = (u1, u2 - u1, u3 - u2, upto(p4) - u3)
+    unknown = list(u.unknown_fields)
+    modifiers = list(r.modifiers)
+    if sqlite:
+        at_v: Any = _sqlite_time(at)
+        stream: Any = 1
+        split: Any = int(u.ttl_split_known)
+        empty: Any = _EMPTY_LIST
+        unknown_v: Any = _sqlite_json(unknown)
+        modifiers_v: Any = _sqlite_json(modifiers)
+        decisions_v: Any = json_dumps(decisions)
+        null: Any = _NULL  # SQLAlchemy's JSON type stores None as JSON null
+    else:
+        at_v, stream, split, empty, null = at, True, u.ttl_split_known, [], None
+        unknown_v, modifiers_v, decisions_v = unknown, modifiers, decisions
+    row = (
+        call_id,
+        run_id,
+        seq,
+        at_v,
+        at_v,
+        model_requested,
+        model_used,
+        "interactive",
+        status,
+        stream,
+        None,  # latency_ms
+        None,  # ttft_ms
+        None,  # http_status
+        None,  # error_type
+        None,  # error_message
+        request_id,
+        message_id,
+        stop_reason,
+        u.input_tokens,
+        u.output_tokens,
+        u.cache_read_tokens,
+        u.cache_write_5m_tokens,
+        u.cache_write_1h_tokens,
+        split,
+        u.thinking_tokens,
+        u.web_search_requests,
+        u.web_fetch_requests,
+        u.service_tier,
+        u.speed,
+        u.inference_geo,
+        empty,  # iterations: none on this path
+        unknown_v,
+        cost_model,
+        c_in,
+        c_w5,
+        c_w1,
+        c_read,
+        c_out,
+        c_tools,
+        total,
+        modifiers_v,
+        None,  # unpriced_reason
+        segments.tools,
+        segments.system,
+        segments.history,
+        segments.new,
+        segments.output,
+        seg[0],
+        seg[1],
+        seg[2],
+        seg[3],
+        c_out,  # seg_output_pusd
+        null,  # money_exact: every value is whole pico-dollars
+        None,  # prefix_hash
+        empty if sqlite else [],  # breakpoints
+        decisions_v,
+        None,  # api_key_fingerprint
     )
-    seg = [0, 0, 0, 0]
-    start = 0
-    for i, size in enumerate((segments.tools, segments.system, segments.history, segments.new)):
-        end = start + size
-        r_start = 0
-        for r_size, rate in regions:
-            r_end = r_start + r_size
-            overlap = min(end, r_end) - max(start, r_start)
-            if overlap > 0:
-                seg[i] += overlap * rate
-            r_start = r_end
-        start = end
-    row: dict[str, Any] = {
-        "call_id": call_id,
-        "run_id": run_id,
-        "seq": seq,
-        "started_at": at,
-        "ended_at": at,
-        "model_requested": model_requested,
-        "model_used": model_used,
-        "mode": "interactive",
-        "status": status,
-        "stream": True,
-        "latency_ms": None,
-        "ttft_ms": None,
-        "http_status": None,
-        "error_type": None,
-        "error_message": None,
-        "request_id": request_id,
-        "message_id": message_id,
-        "stop_reason": stop_reason,
-        "prefix_hash": None,
-        "breakpoints": [],
-        "decisions": decisions,
-        "api_key_fingerprint": None,
-        "cost_model": cost_model,
-        "cost_modifiers": list(r.modifiers),
-        "unpriced_reason": None,
-        **usage_columns(u),
-        "cost_input_pusd": c_in,
-        "cost_cache_write_5m_pusd": c_w5,
-        "cost_cache_write_1h_pusd": c_w1,
-        "cost_cache_read_pusd": c_read,
-        "cost_output_pusd": c_out,
-        "cost_server_tools_pusd": c_tools,
-        "cost_total_pusd": total,
-        "seg_tools_tokens": segments.tools,
-        "seg_system_tokens": segments.system,
-        "seg_history_tokens": segments.history,
-        "seg_new_tokens": segments.new,
-        "seg_output_tokens": segments.output,
-        "seg_tools_pusd": seg[0],
-        "seg_system_pusd": seg[1],
-        "seg_history_pusd": seg[2],
-        "seg_new_pusd": seg[3],
-        "seg_output_pusd": c_out,
-        "money_exact": None,
-    }
     return row, total
 
 
@@ -173,7 +272,10 @@ class Pricer:
 
     def __init__(self, table: ModelTable, *, sqlite: bool = True) -> None:
         self.table = table
+        self.sqlite = sqlite
         self.packer = RowPacker(calls, sqlite=sqlite)
+        if self.packer.cols != CALL_COLUMNS:  # a schema change fast_call_row does not know
+            raise AssertionError("tokenomy.analysis.rows.CALL_COLUMNS is not the calls table")
         self._info: dict[str, ModelInfo | None] = {}
         self._rates: dict[tuple[str, bool, bool, bool, bool], Rates | Unpriced] = {}
         self._int: dict[int, IntRates | None] = {}
@@ -257,8 +359,9 @@ def transcript_call_row(
             message_id=c.message_id,
             stop_reason=c.stop_reason,
             decisions=decisions,
+            sqlite=pricer.sqlite,
         )
-        return pricer.packer.pack(row), Decimal(total_pusd) / _PICO, None
+        return row, Decimal(total_pusd) / _PICO, None
     price = cost(c.usage, c.model, table=pricer.table)
     record = CallRecord(
         call_id=call_id,
@@ -335,11 +438,14 @@ def _sqlite_time(v: Any) -> Any:
 
 
 _EMPTY_LIST = "[]"
+_NULL = "null"
 
 
 def _sqlite_json(v: Any) -> str:
     if isinstance(v, list) and not v:
         return _EMPTY_LIST
+    if v is None:
+        return _NULL
     return json_dumps(v)
 
 
