@@ -228,14 +228,40 @@ def test_a_rewritten_file_is_read_again(ledger: Ledger, basic: Path, table: Mode
     assert s2_run is not None and s2_run.calls == 1 and s2_run.cost_usd == Decimal("0.009825")
 
 
+def _everything(ledger: Ledger) -> tuple[object, ...]:
+    found = list_runs(ledger)
+    ids = sorted(r.run_id for r in found)
+    return (
+        sorted(found, key=lambda r: r.run_id),
+        [run_calls(ledger, i) for i in ids],
+        run_events(ledger, ids),
+    )
+
+
+@pytest.mark.parametrize("flush_rows", [3, 16_000])
 def test_parallel_workers_give_the_same_ledger(
-    ledger: Ledger, basic: Path, table: ModelTable, monkeypatch: pytest.MonkeyPatch
+    ledger: Ledger,
+    basic: Path,
+    tmp_path: Path,
+    table: ModelTable,
+    monkeypatch: pytest.MonkeyPatch,
+    flush_rows: int,
 ) -> None:
+    """Readers in other processes (rows through scratch files on SQLite), batches of a few
+    rows or all at once: the same runs, calls and events as reading here."""
     monkeypatch.setattr(importer_mod, "_PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(importer_mod, "_FLUSH_ROWS", flush_rows)
+    monkeypatch.setattr(importer_mod, "_AHEAD_FILES", 1)
     s = import_claude_code(ledger, [basic], table=table, now=NOW, workers=2)
     assert s.calls == 10 and s.cost_usd == Decimal("0.2103742") and s.sidechain_replays == 1
     s1 = get_run(ledger, S1)
     assert s1 is not None and s1.total_usd == Decimal("0.2005492")
+    here = Ledger.open(f"sqlite:///{tmp_path / 'serial.db'}")
+    try:
+        _import(here, basic, table)
+        assert _everything(ledger) == _everything(here)
+    finally:
+        here.close()
 
 
 def test_bad_input_is_reported_never_fatal(

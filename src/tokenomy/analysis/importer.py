@@ -17,23 +17,27 @@ Counted twice, and dropped (``docs/design/analysis.md``):
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
+import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+import orjson
 from sqlalchemy import Connection, Table, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tokenomy.analysis.filereader import FileResult, FileState, ImportedCall, read_file
-from tokenomy.analysis.rows import Pricer, RowPacker
+from tokenomy.analysis.rows import CALL_COLUMNS, Pricer, RowPacker
+from tokenomy.analysis.scratch import ScratchWriter, copy_sql
 from tokenomy.analysis.transcripts import (
     FileIdentity,
     TranscriptFile,
@@ -48,9 +52,11 @@ from tokenomy.ledger.schema import calls, events, import_files, runs
 
 __all__ = ["ImportSummary", "SkippedLine", "import_claude_code"]
 
-_FLUSH_ROWS = 4_000  # rows per transaction on a big first import
+_FLUSH_ROWS = 16_000  # rows per transaction on a big first import
 _PARALLEL_MIN_BYTES = 32 << 20  # below this, starting processes costs more than it saves
 _BIG_FILE_BYTES = 64 << 20  # read in this process, calls streamed (bounded memory)
+_AHEAD_FILES = 32  # files handed to each reader before their results are taken
+_AHEAD_BYTES = 256 << 20  # at most this much of them
 _STREAM_CALLS = 1_000  # calls of one file handled (dedupe lookups, batch) at a time
 _CHUNK = 500
 _EXAMPLES = 20
@@ -111,12 +117,19 @@ class _Known:
     run_id: str
 
 
+class _Ref(NamedTuple):
+    """A call row a reading process stored in its scratch file (attached as ``schema``)."""
+
+    schema: str
+    key: int
+
+
 class _Batch:
     """Rows waiting for one transaction."""
 
     def __init__(self) -> None:
         self.runs: dict[str, dict[str, Any]] = {}
-        self.calls: dict[str, tuple[Any, ...]] = {}  # packed rows
+        self.calls: dict[str, tuple[Any, ...] | _Ref] = {}  # packed rows, or where they are
         self.events: list[dict[str, Any]] = []
         self.files: dict[str, dict[str, Any]] = {}
         self.delete_calls: set[str] = set()
@@ -138,8 +151,8 @@ def import_claude_code(
     """Import every transcript under ``roots``; what was read before is not read again.
 
     ``workers``: processes that read files when there is a lot to read, while this process
-    writes (default: one per CPU but one from 4 CPUs up, else none; 0 reads here). The
-    files' results are taken in order, so the outcome does not depend on it.
+    writes (default: one per CPU; 0 reads here). The files' results are taken in order, so
+    the outcome does not depend on it.
     """
     started = time.perf_counter()
     summary = ImportSummary(roots=tuple(str(r) for r in roots))
@@ -154,9 +167,10 @@ def import_claude_code(
     importer.batch.reset_runs.update(r for t in tasks for r in t.resets)
     importer.flush()
     cpus = os.cpu_count() or 1
-    # Measured on 2 CPUs, reading in processes was no faster than here (the writes and the
-    # hand-over take the other CPU); from 4 CPUs up, readers run beside the writer.
-    n = workers if workers is not None else (cpus - 1 if cpus >= 4 else 0)
+    # Parsing is most of the work and the writer mostly waits for it: one reader per CPU (on
+    # a SQLite ledger the rows reach the writer through scratch files, so taking them costs
+    # the writer little; docs/design/analysis.md).
+    n = workers if workers is not None else (cpus if cpus >= 2 else 0)
     pending = sum(t.ident.size - t.offset for t in tasks)
     done = 0
 
@@ -170,9 +184,18 @@ def import_claude_code(
         # Reading and pricing is CPU-bound Python: spread the files over processes, keep
         # at most a few results waiting (bounded memory), take them in file order.
         ctx = mp.get_context("fork")
-        init = (table, importer.sqlite)
-        with ProcessPoolExecutor(n, mp_context=ctx, initializer=_init, initargs=init) as pool:
-            window: deque[tuple[_Task, Future[FileResult]]] = deque()
+        with (
+            tempfile.TemporaryDirectory(prefix="tokenomy-import-") as scratch,
+            importer.session(),
+            ProcessPoolExecutor(
+                n,
+                mp_context=ctx,
+                initializer=_init,
+                initargs=(table, importer.sqlite, scratch if importer.sqlite else None),
+            ) as pool,
+        ):
+            window: deque[tuple[_Task, Future[_Read]]] = deque()
+            ahead = 0  # bytes of the files in the window
             for task in tasks:
                 if task.ident.size - task.offset > _BIG_FILE_BYTES:
                     # A very big file is read here, its calls streamed to the ledger: a
@@ -181,18 +204,23 @@ def import_claude_code(
                         t, fut = window.popleft()
                         importer.finish(t, fut)
                         tick(t)
+                    ahead = 0
                     importer.finish(task, None)
                     tick(task)
                     continue
                 window.append((task, pool.submit(_read, task.args())))
-                if len(window) > 2 * n:
+                ahead += task.ident.size - task.offset
+                # Keep the readers busy while this process writes, within bounded memory.
+                while len(window) > _AHEAD_FILES * n or ahead > _AHEAD_BYTES:
                     t, fut = window.popleft()
+                    ahead -= t.ident.size - t.offset
                     importer.finish(t, fut)
                     tick(t)
             while window:
                 t, fut = window.popleft()
                 importer.finish(t, fut)
                 tick(t)
+            importer.flush()  # the scratch files go with the pool
     else:
         for task in tasks:
             importer.finish(task, None)
@@ -224,26 +252,47 @@ def _head(tf: TranscriptFile, offset: int) -> str:
         return ""
 
 
-# One pricer per worker process, its memos shared by the files that process reads.
-_WORKER: dict[str, Pricer] = {}
+class _Read(NamedTuple):
+    """A worker's file: the result, and the scratch file its calls' rows are in (their
+    ``row`` is then their key there) or None (their ``row`` is the packed row)."""
+
+    result: FileResult
+    scratch: str | None
 
 
-def _init(table: ModelTable, sqlite: bool) -> None:
-    _WORKER["pricer"] = Pricer(table, sqlite=sqlite)
+@dataclass(slots=True)
+class _Worker:
+    """One reading process: its pricer (memos shared by the files it reads), its scratch."""
+
+    pricer: Pricer
+    scratch: ScratchWriter | None
 
 
-def _read(args: tuple[Any, ...]) -> FileResult:
+_WORKER: list[_Worker] = []
+
+
+def _init(table: ModelTable, sqlite: bool, scratch: str | None) -> None:
+    writer = ScratchWriter(Path(scratch), CALL_COLUMNS) if scratch is not None else None
+    _WORKER[:] = [_Worker(Pricer(table, sqlite=sqlite), writer)]
+
+
+def _read(args: tuple[Any, ...]) -> _Read:
     tf, offset, first_line, state, replay = args
-    pricer = _WORKER["pricer"]
-    return read_file(
+    w = _WORKER[0]
+    result = read_file(
         tf,
         offset=offset,
         first_line=first_line,
         state=state,
         replay_blob=replay,
-        table=pricer.table,
-        pricer=pricer,
+        table=w.pricer.table,
+        pricer=w.pricer,
     )
+    if w.scratch is None or not result.calls:
+        return _Read(result, None)
+    first = w.scratch.append([c.row for c in result.calls])
+    result.calls = [c._replace(row=first + i) for i, c in enumerate(result.calls)]
+    return _Read(result, w.scratch.path)
 
 
 class _Importer:
@@ -264,6 +313,33 @@ class _Importer:
         insert = postgresql.insert if ledger.backend == "postgresql" else sqlite.insert
         self._insert = insert
         self._packers: dict[str, RowPacker] = {}
+        self._conn: Connection | None = None  # the writing connection, during session()
+        self._attached: dict[str, str] = {}  # scratch file -> schema name
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """Write every batch on one connection, which attaches the workers' scratch files
+        (SQLite), detached again before the connection goes back to the pool."""
+        with self.ledger.engine.execution_options(sqlite_begin="IMMEDIATE").connect() as conn:
+            self._conn = conn
+            try:
+                yield
+            finally:
+                self._conn = None
+                raw = _driver(conn)
+                for schema in self._attached.values():
+                    raw.execute(f'DETACH DATABASE "{schema}"')
+                self._attached.clear()
+
+    def _attach(self, path: str) -> str:
+        schema = self._attached.get(path)
+        if schema is None:
+            assert self._conn is not None, "scratch rows arrive only within session()"
+            schema = f"scratch{len(self._attached)}"
+            # Between transactions (ATTACH cannot run inside one): the driver's own call.
+            _driver(self._conn).execute(f'ATTACH DATABASE ? AS "{schema}"', (path,))
+            self._attached[path] = schema
+        return schema
 
     # ------------------------------------------------------------------ state
 
@@ -323,7 +399,7 @@ class _Importer:
             task.resets = [r for r in (old.run_id, *old.children) if r]
         return task
 
-    def finish(self, task: _Task, future: Future[FileResult] | None) -> None:
+    def finish(self, task: _Task, future: Future[_Read] | None) -> None:
         """Read ``task`` here (or take what a worker read) and queue its rows."""
         s = self.summary
         key = str(task.tf.path)
@@ -349,7 +425,10 @@ class _Importer:
                     sink=sink,
                 )
             else:
-                result = future.result()
+                result, scratch = future.result()
+                if scratch is not None:
+                    schema = self._attach(scratch)
+                    result.calls = [c._replace(row=_Ref(schema, c.row)) for c in result.calls]
         except OSError as exc:
             s.unreadable.append((key, exc.strerror or str(exc)))
             return
@@ -501,7 +580,12 @@ class _Importer:
         from tokenomy.ledger.engine import ledger_error
 
         try:
-            with engine.begin() as conn:
+            with contextlib.ExitStack() as stack:
+                if self._conn is not None:
+                    conn = self._conn
+                    stack.enter_context(conn.begin())
+                else:
+                    conn = stack.enter_context(engine.begin())
                 if self.ledger.backend == "sqlite":
                     # Random-order keys (call ids, message ids) touch pages all over their
                     # indexes: a bigger page cache for the import's connection avoids
@@ -535,8 +619,7 @@ class _Importer:
             self._upsert_rows(conn, runs, "run_id", list(b.runs.values()), packed=False)
         # Calls may name a run recorded in a later batch (a sub-agent before its session is
         # impossible here, but a sidechain child of a file read in two batches is not).
-        ri = self.packer(calls).cols.index("run_id")
-        needed = {r[ri] for r in b.calls.values()} | {e["run_id"] for e in b.events}
+        needed = {self.known[cid].run_id for cid in b.calls} | {e["run_id"] for e in b.events}
         missing = needed - set(b.runs)
         if missing:
             self._placeholders(conn, missing)
@@ -544,7 +627,18 @@ class _Importer:
             for chunk in _chunks(sorted(b.delete_calls)):
                 conn.execute(delete(calls).where(calls.c.call_id.in_(chunk)))
         if b.calls:
-            self._upsert_rows(conn, calls, "call_id", list(b.calls.values()), packed=True)
+            packed: list[tuple[Any, ...]] = []
+            stored: dict[str, list[int]] = {}
+            for row in b.calls.values():
+                if type(row) is _Ref:
+                    stored.setdefault(row.schema, []).append(row.key)
+                else:
+                    packed.append(row)
+            if packed:
+                self._upsert_rows(conn, calls, "call_id", packed, packed=True)
+            for schema, keys in stored.items():
+                sql = copy_sql(schema=schema, table="calls", cols=CALL_COLUMNS, key="call_id")
+                conn.exec_driver_sql(sql, (orjson.dumps(keys).decode(),))
         if b.events:
             conn.execute(events.insert(), b.events)
         if b.files:
@@ -587,6 +681,12 @@ class _Importer:
             index_elements=[key],
             set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name != key},
         )
+
+
+def _driver(conn: Connection) -> Any:
+    raw = conn.connection.driver_connection
+    assert raw is not None, "a live connection has a driver connection"
+    return raw
 
 
 def _chunks(ids: Sequence[str]) -> Iterable[list[str]]:
