@@ -85,14 +85,15 @@ def build_upstream(
     """The relay's upstream at ``settings.upstream_url`` (or ``upstream_url``), without retries.
 
     No retries: a relay (the gateway) passes the API's errors to its client, whose own retry
-    logic (``retry-after``, backoff) then applies exactly as it would against the API. aiohttp,
+    logic (``retry-after``, backoff) then applies exactly as it would against the API.
+    :class:`~tokenomy.upstream.LeanUpstream` (httptools, aiohttp for what is not a ``POST``),
     because a relay's added latency is mostly its HTTP client's CPU (docs/design/gateway.md).
     ``settings.offline`` refuses any upstream that is not on this machine.
     """
     # Imported here: aiohttp takes longer to import than `tokenomy report` takes to run.
-    from tokenomy.upstream import AiohttpUpstream
+    from tokenomy.upstream import LeanUpstream
 
-    return AiohttpUpstream(
+    return LeanUpstream(
         upstream_url or settings.upstream_url,
         timeout_s=timeout_s,
         connect_timeout_s=connect_timeout_s,

@@ -24,7 +24,7 @@ from tokenomy.data import builtin_table
 from tokenomy.emulator import EmulatorConfig, create_app
 from tokenomy.gateway import Budgets, Gateway, GatewayConfig
 from tokenomy.pipeline import FollowClock, Pipeline, PipelineConfig
-from tokenomy.upstream import AiohttpUpstream, HttpUpstream
+from tokenomy.upstream import HttpUpstream, LeanUpstream
 
 
 @pytest.fixture
@@ -88,7 +88,7 @@ def build_harness(
             timeout_s=upstream_timeout_s,
         )
     else:  # over real HTTP: the gateway's own upstream, as `tokenomy gateway` builds it
-        upstream = AiohttpUpstream(upstream_url, timeout_s=upstream_timeout_s, connect_timeout_s=2)
+        upstream = LeanUpstream(upstream_url, timeout_s=upstream_timeout_s, connect_timeout_s=2)
     gateway = Gateway(
         pipeline=pipeline,
         upstream=upstream,

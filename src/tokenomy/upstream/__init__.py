@@ -2,5 +2,13 @@
 
 from tokenomy.upstream.aio import AiohttpUpstream
 from tokenomy.upstream.http import HttpUpstream, RetryPolicy, is_local_url, retry_after_s
+from tokenomy.upstream.lean import LeanUpstream
 
-__all__ = ["AiohttpUpstream", "HttpUpstream", "RetryPolicy", "is_local_url", "retry_after_s"]
+__all__ = [
+    "AiohttpUpstream",
+    "HttpUpstream",
+    "LeanUpstream",
+    "RetryPolicy",
+    "is_local_url",
+    "retry_after_s",
+]
