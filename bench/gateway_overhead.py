@@ -301,14 +301,14 @@ def main() -> int:
         "(write-behind). Target at 16 streams: added p50 < 1 ms and p99 < 5 ms: "
         f"**{verdict}** (p50 {g16['added_p50_ms']:+.2f} ms, p99 {g16['added_p99_ms']:+.2f} ms)."
         + comparison
-        + "\n\nWhere the gateway's time goes (profiled during development, same setup): about"
-        " half of its CPU per call is the httpx upstream client (a plain asyncio HTTP/1.1"
-        " exchange with the same emulator takes ~0.5 ms against ~2 ms through httpx), about 1 ms"
-        " is the pipeline (prepare + finish: plan, meter, doctor, ledger row), and the rest is"
-        " uvicorn's h11 server. One process runs on one core, so from 16 streams on the added"
-        " latency is mostly queueing for that core; more throughput means more processes (the"
-        " team setup). This machine is shared: absolute numbers drift between runs, the CPU per"
-        " request and the side-by-side ratios less so."
+        + "\n\nWhere the gateway's time goes (py-spy under load, same setup; design notes in"
+        " `docs/design/gateway.md`): about a quarter of its CPU per call is the event loop and"
+        " the kernel (system calls), about a third the pipeline (plan, canonical chain, meter,"
+        " doctor, ledger row), the rest uvicorn, the httptools upstream client (`LeanUpstream`)"
+        " and the ledger writer thread. One process runs on one core, so from 16 streams on the"
+        " added latency is mostly queueing for that core; more throughput means more processes"
+        " (the team setup). This machine is shared: absolute numbers drift between runs, the CPU"
+        " per request and the side-by-side ratios less so."
     )
     if args.no_publish:
         return 0
