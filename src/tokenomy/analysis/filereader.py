@@ -118,9 +118,7 @@ class ImportedCall(NamedTuple):
     total_tokens: int
     sidechain: bool
     session_id: str | None
-    # Packed for the ledger's backend (RowPacker); the importer replaces it by where a reading
-    # process stored it (tokenomy.analysis.scratch) when rows travel that way.
-    row: Any
+    row: tuple[Any, ...]  # packed for the ledger's backend (RowPacker)
     cost_usd: Decimal | None  # None when unpriced
     unpriced_model: str | None
 

@@ -18,9 +18,9 @@ Counted twice, and dropped (``docs/design/analysis.md``):
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing as mp
 import os
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -31,13 +31,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import orjson
 from sqlalchemy import Connection, Table, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tokenomy.analysis.filereader import FileResult, FileState, ImportedCall, read_file
-from tokenomy.analysis.rows import CALL_COLUMNS, Pricer, RowPacker
-from tokenomy.analysis.scratch import ScratchWriter, copy_sql
+from tokenomy.analysis.rows import Pricer, RowPacker
 from tokenomy.analysis.transcripts import (
     FileIdentity,
     TranscriptFile,
@@ -55,7 +53,9 @@ __all__ = ["ImportSummary", "SkippedLine", "import_claude_code"]
 _FLUSH_ROWS = 16_000  # rows per transaction on a big first import
 _PARALLEL_MIN_BYTES = 32 << 20  # below this, starting processes costs more than it saves
 _BIG_FILE_BYTES = 64 << 20  # read in this process, calls streamed (bounded memory)
-_AHEAD_FILES = 32  # files handed to each reader before their results are taken
+_PART_BYTES = 4 << 20  # files handed to a reader at once: about this much of them
+_PART_FILES = 64  # and at most this many
+_AHEAD_PARTS = 4  # parts handed to each reader before their results are taken
 _AHEAD_BYTES = 256 << 20  # at most this much of them
 _STREAM_CALLS = 1_000  # calls of one file handled (dedupe lookups, batch) at a time
 _CHUNK = 500
@@ -117,19 +117,12 @@ class _Known:
     run_id: str
 
 
-class _Ref(NamedTuple):
-    """A call row a reading process stored in its scratch file (attached as ``schema``)."""
-
-    schema: str
-    key: int
-
-
 class _Batch:
     """Rows waiting for one transaction."""
 
     def __init__(self) -> None:
         self.runs: dict[str, dict[str, Any]] = {}
-        self.calls: dict[str, tuple[Any, ...] | _Ref] = {}  # packed rows, or where they are
+        self.calls: dict[str, tuple[Any, ...]] = {}  # packed rows
         self.events: list[dict[str, Any]] = []
         self.files: dict[str, dict[str, Any]] = {}
         self.delete_calls: set[str] = set()
@@ -154,6 +147,37 @@ def import_claude_code(
     writes (default: one per CPU; 0 reads here). The files' results are taken in order, so
     the outcome does not depend on it.
     """
+    with _no_cycle_collection():
+        return _import(ledger, roots, table=table, now=now, progress=progress, workers=workers)
+
+
+@contextlib.contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Python's cycle collector paused while importing (readers inherit it when forked).
+
+    An import allocates millions of short-lived, acyclic objects (parsed lines, rows) while
+    it keeps a batch of rows and every call's dedupe key alive: each collection walked those
+    again, about a tenth of a big first import's time. Nothing here makes reference cycles.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def _import(
+    ledger: Ledger,
+    roots: Sequence[Path],
+    *,
+    table: ModelTable,
+    now: datetime,
+    progress: Callable[[int, int, str], None] | None,
+    workers: int | None,
+) -> ImportSummary:
     started = time.perf_counter()
     summary = ImportSummary(roots=tuple(str(r) for r in roots))
     files, missing = discover(roots)
@@ -167,9 +191,8 @@ def import_claude_code(
     importer.batch.reset_runs.update(r for t in tasks for r in t.resets)
     importer.flush()
     cpus = os.cpu_count() or 1
-    # Parsing is most of the work and the writer mostly waits for it: one reader per CPU (on
-    # a SQLite ledger the rows reach the writer through scratch files, so taking them costs
-    # the writer little; docs/design/analysis.md).
+    # Parsing is most of the work and the writer mostly waits for it: one reader per CPU,
+    # handed files in parts of a few MB (docs/design/analysis.md).
     n = workers if workers is not None else (cpus if cpus >= 2 else 0)
     pending = sum(t.ident.size - t.offset for t in tasks)
     done = 0
@@ -184,43 +207,35 @@ def import_claude_code(
         # Reading and pricing is CPU-bound Python: spread the files over processes, keep
         # at most a few results waiting (bounded memory), take them in file order.
         ctx = mp.get_context("fork")
-        with (
-            tempfile.TemporaryDirectory(prefix="tokenomy-import-") as scratch,
-            importer.session(),
-            ProcessPoolExecutor(
-                n,
-                mp_context=ctx,
-                initializer=_init,
-                initargs=(table, importer.sqlite, scratch if importer.sqlite else None),
-            ) as pool,
-        ):
-            window: deque[tuple[_Task, Future[_Read]]] = deque()
+        init = (table, importer.sqlite)
+        with ProcessPoolExecutor(n, mp_context=ctx, initializer=_init, initargs=init) as pool:
+            window: deque[tuple[list[_Task], Future[list[_Read]]]] = deque()
             ahead = 0  # bytes of the files in the window
-            for task in tasks:
-                if task.ident.size - task.offset > _BIG_FILE_BYTES:
+
+            def take_oldest() -> None:
+                nonlocal ahead
+                part, fut = window.popleft()
+                for t, got in zip(part, fut.result(), strict=True):
+                    ahead -= t.ident.size - t.offset
+                    importer.finish(t, got)
+                    tick(t)
+
+            for part in _parts(tasks):
+                if len(part) == 1 and part[0].ident.size - part[0].offset > _BIG_FILE_BYTES:
                     # A very big file is read here, its calls streamed to the ledger: a
                     # worker would hand all of them over at once. Files stay in order.
                     while window:
-                        t, fut = window.popleft()
-                        importer.finish(t, fut)
-                        tick(t)
-                    ahead = 0
-                    importer.finish(task, None)
-                    tick(task)
+                        take_oldest()
+                    importer.finish(part[0], None)
+                    tick(part[0])
                     continue
-                window.append((task, pool.submit(_read, task.args())))
-                ahead += task.ident.size - task.offset
+                window.append((part, pool.submit(_read, [t.args() for t in part])))
+                ahead += sum(t.ident.size - t.offset for t in part)
                 # Keep the readers busy while this process writes, within bounded memory.
-                while len(window) > _AHEAD_FILES * n or ahead > _AHEAD_BYTES:
-                    t, fut = window.popleft()
-                    ahead -= t.ident.size - t.offset
-                    importer.finish(t, fut)
-                    tick(t)
+                while len(window) > _AHEAD_PARTS * n or ahead > _AHEAD_BYTES:
+                    take_oldest()
             while window:
-                t, fut = window.popleft()
-                importer.finish(t, fut)
-                tick(t)
-            importer.flush()  # the scratch files go with the pool
+                take_oldest()
     else:
         for task in tasks:
             importer.finish(task, None)
@@ -253,46 +268,56 @@ def _head(tf: TranscriptFile, offset: int) -> str:
 
 
 class _Read(NamedTuple):
-    """A worker's file: the result, and the scratch file its calls' rows are in (their
-    ``row`` is then their key there) or None (their ``row`` is the packed row)."""
+    """A worker's file: the result, or why the file could not be read."""
 
-    result: FileResult
-    scratch: str | None
-
-
-@dataclass(slots=True)
-class _Worker:
-    """One reading process: its pricer (memos shared by the files it reads), its scratch."""
-
-    pricer: Pricer
-    scratch: ScratchWriter | None
+    result: FileResult | None
+    error: str | None
 
 
-_WORKER: list[_Worker] = []
+def _parts(tasks: Sequence[_Task]) -> Iterator[list[_Task]]:
+    """Consecutive files in parts of about ``_PART_BYTES`` (a big file alone): one hand-over
+    to a reader per part, not per file."""
+    part: list[_Task] = []
+    size = 0
+    for task in tasks:
+        n = task.ident.size - task.offset
+        if part and (size + n > _PART_BYTES or len(part) >= _PART_FILES):
+            yield part
+            part, size = [], 0
+        part.append(task)
+        size += n
+    if part:
+        yield part
 
 
-def _init(table: ModelTable, sqlite: bool, scratch: str | None) -> None:
-    writer = ScratchWriter(Path(scratch), CALL_COLUMNS) if scratch is not None else None
-    _WORKER[:] = [_Worker(Pricer(table, sqlite=sqlite), writer)]
+# One pricer per worker process, its memos shared by the files that process reads.
+_WORKER: dict[str, Pricer] = {}
 
 
-def _read(args: tuple[Any, ...]) -> _Read:
-    tf, offset, first_line, state, replay = args
-    w = _WORKER[0]
-    result = read_file(
-        tf,
-        offset=offset,
-        first_line=first_line,
-        state=state,
-        replay_blob=replay,
-        table=w.pricer.table,
-        pricer=w.pricer,
-    )
-    if w.scratch is None or not result.calls:
-        return _Read(result, None)
-    first = w.scratch.append([c.row for c in result.calls])
-    result.calls = [c._replace(row=first + i) for i, c in enumerate(result.calls)]
-    return _Read(result, w.scratch.path)
+def _init(table: ModelTable, sqlite: bool) -> None:
+    _WORKER["pricer"] = Pricer(table, sqlite=sqlite)
+
+
+def _read(part: list[tuple[Any, ...]]) -> list[_Read]:
+    """Read a part's files (in a worker)."""
+    pricer = _WORKER["pricer"]
+    out: list[_Read] = []
+    for tf, offset, first_line, state, replay in part:
+        try:
+            result = read_file(
+                tf,
+                offset=offset,
+                first_line=first_line,
+                state=state,
+                replay_blob=replay,
+                table=pricer.table,
+                pricer=pricer,
+            )
+        except OSError as exc:
+            out.append(_Read(None, exc.strerror or str(exc)))
+            continue
+        out.append(_Read(result, None))
+    return out
 
 
 class _Importer:
@@ -313,33 +338,6 @@ class _Importer:
         insert = postgresql.insert if ledger.backend == "postgresql" else sqlite.insert
         self._insert = insert
         self._packers: dict[str, RowPacker] = {}
-        self._conn: Connection | None = None  # the writing connection, during session()
-        self._attached: dict[str, str] = {}  # scratch file -> schema name
-
-    @contextlib.contextmanager
-    def session(self) -> Iterator[None]:
-        """Write every batch on one connection, which attaches the workers' scratch files
-        (SQLite), detached again before the connection goes back to the pool."""
-        with self.ledger.engine.execution_options(sqlite_begin="IMMEDIATE").connect() as conn:
-            self._conn = conn
-            try:
-                yield
-            finally:
-                self._conn = None
-                raw = _driver(conn)
-                for schema in self._attached.values():
-                    raw.execute(f'DETACH DATABASE "{schema}"')
-                self._attached.clear()
-
-    def _attach(self, path: str) -> str:
-        schema = self._attached.get(path)
-        if schema is None:
-            assert self._conn is not None, "scratch rows arrive only within session()"
-            schema = f"scratch{len(self._attached)}"
-            # Between transactions (ATTACH cannot run inside one): the driver's own call.
-            _driver(self._conn).execute(f'ATTACH DATABASE ? AS "{schema}"', (path,))
-            self._attached[path] = schema
-        return schema
 
     # ------------------------------------------------------------------ state
 
@@ -399,7 +397,7 @@ class _Importer:
             task.resets = [r for r in (old.run_id, *old.children) if r]
         return task
 
-    def finish(self, task: _Task, future: Future[_Read] | None) -> None:
+    def finish(self, task: _Task, got: _Read | None) -> None:
         """Read ``task`` here (or take what a worker read) and queue its rows."""
         s = self.summary
         key = str(task.tf.path)
@@ -413,7 +411,7 @@ class _Importer:
                 stream.clear()
 
         try:
-            if future is None:
+            if got is None:
                 result = read_file(
                     task.tf,
                     offset=task.offset,
@@ -424,11 +422,11 @@ class _Importer:
                     pricer=self.pricer,
                     sink=sink,
                 )
+            elif got.result is None:
+                s.unreadable.append((key, got.error or "cannot be read"))
+                return
             else:
-                result, scratch = future.result()
-                if scratch is not None:
-                    schema = self._attach(scratch)
-                    result.calls = [c._replace(row=_Ref(schema, c.row)) for c in result.calls]
+                result = got.result
         except OSError as exc:
             s.unreadable.append((key, exc.strerror or str(exc)))
             return
@@ -580,12 +578,7 @@ class _Importer:
         from tokenomy.ledger.engine import ledger_error
 
         try:
-            with contextlib.ExitStack() as stack:
-                if self._conn is not None:
-                    conn = self._conn
-                    stack.enter_context(conn.begin())
-                else:
-                    conn = stack.enter_context(engine.begin())
+            with engine.begin() as conn:
                 if self.ledger.backend == "sqlite":
                     # Random-order keys (call ids, message ids) touch pages all over their
                     # indexes: a bigger page cache for the import's connection avoids
@@ -627,18 +620,7 @@ class _Importer:
             for chunk in _chunks(sorted(b.delete_calls)):
                 conn.execute(delete(calls).where(calls.c.call_id.in_(chunk)))
         if b.calls:
-            packed: list[tuple[Any, ...]] = []
-            stored: dict[str, list[int]] = {}
-            for row in b.calls.values():
-                if type(row) is _Ref:
-                    stored.setdefault(row.schema, []).append(row.key)
-                else:
-                    packed.append(row)
-            if packed:
-                self._upsert_rows(conn, calls, "call_id", packed, packed=True)
-            for schema, keys in stored.items():
-                sql = copy_sql(schema=schema, table="calls", cols=CALL_COLUMNS, key="call_id")
-                conn.exec_driver_sql(sql, (orjson.dumps(keys).decode(),))
+            self._upsert_rows(conn, calls, "call_id", list(b.calls.values()), packed=True)
         if b.events:
             conn.execute(events.insert(), b.events)
         if b.files:
@@ -681,12 +663,6 @@ class _Importer:
             index_elements=[key],
             set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name != key},
         )
-
-
-def _driver(conn: Connection) -> Any:
-    raw = conn.connection.driver_connection
-    assert raw is not None, "a live connection has a driver connection"
-    return raw
 
 
 def _chunks(ids: Sequence[str]) -> Iterable[list[str]]:
