@@ -178,12 +178,17 @@ def read_lines(path: Path, offset: int) -> Iterator[tuple[int, bytes, bool]]:
     A last line with no newline is yielded with ``complete=False``: it may be being written
     right now. Memory is bounded by the longest line plus one block, whatever the file's size.
     """
-    with path.open("rb") as f:
+    with open(path, "rb", buffering=0) as f:
         f.seek(offset)
         pos = offset
         rest = b""
+        # Read what the file holds, not a whole block, when it is smaller: a fresh block-sized
+        # buffer per file costs page faults (most transcripts are a few hundred KB). The size
+        # is a hint only; the file may grow while it is read.
+        left = os.fstat(f.fileno()).st_size - offset
         while True:
-            block = f.read(_BLOCK)
+            block = f.read(min(_BLOCK, left + 1) if left >= 0 else _BLOCK)
+            left -= len(block)
             if not block:
                 break
             data = rest + block if rest else block
