@@ -7,6 +7,7 @@ arbitrary places, and must agree on every fact and on which chunk carried the fi
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,7 +97,7 @@ def _run(tap: StreamTap | ReferenceTap, chunks: list[bytes]) -> tuple[list[bool]
 def _cut(data: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({min(c, len(data)) for c in cuts})
     edges = [0, *points, len(data)]
-    return [data[a:b] for a, b in zip(edges, edges[1:], strict=False)]
+    return [data[a:b] for a, b in itertools.pairwise(edges)]
 
 
 # Odd but legal SSE, and some that is not: each must fold exactly as the decoder folds it.
@@ -107,11 +108,13 @@ ODD_FRAMES = [
     b'event: content_block_stop\ndata: {"index":0,"type":"content_block_stop"}\n\n',
     b'data: {"type":"message_delta","usage":{"output_tokens":99}}\n\n',
     b'event: message_delta\ndata: {"type":"message_delta",\ndata: "usage":{"output_tokens":7}}\n\n',
-    b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"a\xe2\x80\xa8b"}}\n\n',
+    b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"a\xe2\x80\xa8b"}}'
+    b"\n\n",
     b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"\xff"}}\n\n',
     b"event: message_delta\ndata: not json\n\n",
     b"event: message_delta\ndata: [1, 2]\n\n",
-    b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"busy"}}\n\n',
+    b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"busy"}}'
+    b"\n\n",
     b'event: message_delta\r\ndata: {"type":"message_delta","usage":{"output_tokens":3}}\r\n\r\n',
     b"\n",
     b"event: message_delta\n\n",

@@ -265,6 +265,7 @@ class Gateway:
                     body=body,
                     api_key=self._upstream_key(call),
                     optimize=self._optimize,
+                    request=request,
                 ),
                 run=run,
             )

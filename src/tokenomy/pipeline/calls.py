@@ -46,6 +46,9 @@ class CallContext:
     mode: Literal["interactive", "batch"] = "interactive"
     # None: the pipeline's own setting.
     optimize: bool | None = None
+    # ``body`` already decoded by the transport (the gateway reads it to find the run), so the
+    # pipeline does not decode it again. Never modified; ``body`` stays what is sent unchanged.
+    request: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)

@@ -156,11 +156,13 @@ class Pipeline:
         )
         if kind != "messages":
             return p
-        try:
-            request = orjson.loads(ctx.body)
-        except orjson.JSONDecodeError:
-            p.decisions["skipped"] = "body is not JSON: sent unchanged"
-            return p
+        request: Any = ctx.request
+        if request is None:
+            try:
+                request = orjson.loads(ctx.body)
+            except orjson.JSONDecodeError:
+                p.decisions["skipped"] = "body is not JSON: sent unchanged"
+                return p
         if not isinstance(request, dict) or not isinstance(request.get("messages"), list):
             p.decisions["skipped"] = "not a Messages request: sent unchanged"
             return p
