@@ -144,18 +144,21 @@ def _str(d: Mapping[str, Any], key: str) -> str | None:
     return v if isinstance(v, str) and v else None
 
 
-def parse_line(raw: bytes, *, want_user: bool = False) -> ParsedLine | None:
+def parse_line(
+    raw: bytes, *, want_user: bool = False, no_assistant: bool = False
+) -> ParsedLine | None:
     """What ``raw`` (one line, without its newline) means; None for a line that does not matter.
 
     ``want_user``: also return user lines (for run names and request replay); they are the
-    bulk of a transcript's bytes, so they are parsed only when asked for.
+    bulk of a transcript's bytes, so they are parsed only when asked for. ``no_assistant``:
+    the caller already found no ``"type":"assistant"`` in the line (not scanned again).
     """
     # Byte tests first: most lines (tool results, attachments) are skipped unparsed. Each test
     # scans the line once; a line written with spaces after its colons (hand-edited) shows it
     # in its first bytes and is tested with the spaced forms.
     spaced = b'": ' in raw[:160]
     i = 1 if spaced else 0
-    is_assistant = _ASSISTANT[i] in raw and b'"usage"' in raw
+    is_assistant = (spaced or not no_assistant) and _ASSISTANT[i] in raw and b'"usage"' in raw
     is_replay = not is_assistant and _REPLAY in raw[:40]
     is_marker = (
         not is_assistant
@@ -237,8 +240,11 @@ _USAGE = b'"usage":{'
 
 
 def request_id_of(raw: bytes) -> bytes | None:
-    """The ``requestId`` of an assistant line, found without parsing it (compact JSON)."""
-    i = raw.find(_REQUEST_ID)
+    """The ``requestId`` of an assistant line, found without parsing it (compact JSON).
+
+    Searched from the end: Claude Code writes it after the message, whose content can be long.
+    """
+    i = raw.rfind(_REQUEST_ID)
     if i < 0:
         return None
     start = i + len(_REQUEST_ID)

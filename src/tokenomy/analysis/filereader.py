@@ -239,14 +239,15 @@ class _Reader:
 
     def line(self, raw: bytes, complete: bool) -> bool:
         """Handle one line; False when an incomplete last line is left for next time."""
-        if complete and self.replay is None and not self.state.replay and _ASSISTANT in raw:
+        assistant = _ASSISTANT in raw
+        if assistant and complete and self.replay is None and not self.state.replay:
             rid = request_id_of(raw)
             if rid is not None:
                 self.line_no += 1
                 self.assistant_raw(raw, rid)
                 return True
         want_user = self.state.name is None or self.state.replay
-        parsed = parse_line(raw, want_user=want_user)
+        parsed = parse_line(raw, want_user=want_user, no_assistant=not assistant)
         if not complete:
             if isinstance(parsed, AssistantLine):
                 # Complete JSON without its newline yet: count the call, re-read it next time.
