@@ -28,8 +28,10 @@ import os
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import inspect
 
 import tokenomy.analysis.importer as importer_mod
 from tokenomy.analysis.importer import import_claude_code
@@ -283,3 +285,48 @@ def test_bad_input_is_reported_never_fatal(
     assert s.useful
     nothing = import_claude_code(ledger, [missing], table=table, now=NOW, workers=0)
     assert nothing.files == 0 and not nothing.useful
+
+
+def _call_indexes(ledger: Ledger) -> set[str]:
+    return {str(ix["name"]) for ix in inspect(ledger.engine).get_indexes("calls")}
+
+
+def test_a_big_first_import_builds_the_indexes_at_the_end(
+    ledger: Ledger, basic: Path, tmp_path: Path, table: ModelTable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite the calls' secondary indexes are dropped while a big first import writes and
+    built at the end; the ledger ends up the same as an import that kept them."""
+    if ledger.backend != "sqlite":
+        pytest.skip("SQLite only: PostgreSQL keeps its indexes")
+    expected = _call_indexes(ledger)
+    assert expected == {"ix_calls_message_id", "ix_calls_run_id_seq", "ix_calls_started_at"}
+    seen: list[set[str]] = []
+    finish = importer_mod._Importer.finish
+
+    def spy(self: importer_mod._Importer, task: Any, got: Any) -> None:
+        seen.append(_call_indexes(ledger))
+        finish(self, task, got)
+
+    monkeypatch.setattr(importer_mod._Importer, "finish", spy)
+    monkeypatch.setattr(importer_mod, "_PARALLEL_MIN_BYTES", 0)
+    _import(ledger, basic, table)
+    assert seen and all(not s for s in seen)  # none while the files were read
+    assert _call_indexes(ledger) == expected
+    monkeypatch.setattr(importer_mod, "_PARALLEL_MIN_BYTES", 1 << 40)
+    here = Ledger.open(f"sqlite:///{tmp_path / 'kept.db'}")
+    try:
+        _import(here, basic, table)
+        assert _everything(ledger) == _everything(here)
+    finally:
+        here.close()
+
+
+def test_indexes_an_interrupted_import_dropped_are_built_again(
+    ledger: Ledger, basic: Path, table: ModelTable
+) -> None:
+    if ledger.backend != "sqlite":
+        pytest.skip("SQLite only")
+    with ledger.engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX ix_calls_message_id")
+    _import(ledger, basic, table)
+    assert "ix_calls_message_id" in _call_indexes(ledger)
