@@ -77,7 +77,6 @@ class TranscriptCall:
     request_ref: str | None
     requested_model: str | None
     cwd: str | None
-    content: tuple[Mapping[str, Any], ...]
 
     @property
     def synthetic(self) -> bool:
@@ -423,7 +422,12 @@ class AssistantLine:
     model: str
     at: datetime
     sidechain: bool
-    total_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        """The line's token total from its raw usage, for picking the most complete line of a
+        response (computed when lines are compared: most responses never are)."""
+        return _raw_total(self.d["message"]["usage"])
 
     @property
     def synthetic(self) -> bool:
@@ -465,7 +469,6 @@ class AssistantLine:
             request_ref=_str(d, "requestRef"),
             requested_model=_str(d, "requestedModel"),
             cwd=_str(d, "cwd"),
-            content=self.content,
         )
 
 
@@ -486,7 +489,6 @@ def _assistant(d: Mapping[str, Any]) -> ParsedLine | None:
         model=model,
         at=at,
         sidechain=d.get("isSidechain") is True,
-        total_tokens=_raw_total(message["usage"]),
     )
 
 

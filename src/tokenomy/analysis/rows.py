@@ -431,7 +431,9 @@ class RowPacker:
 def _sqlite_time(v: Any) -> Any:
     if v is None:
         return None
-    if v.tzinfo is not None:
+    if v.tzinfo is UTC:  # transcript timestamps: already UTC
+        v = v.replace(tzinfo=None)
+    elif v.tzinfo is not None:
         v = v.astimezone(UTC).replace(tzinfo=None)
     text: str = v.isoformat(" ")
     return text if v.microsecond else text + ".000000"
