@@ -103,26 +103,34 @@ async def until_disconnect(receive: ASGIReceive, work: Coroutine[Any, Any, None]
 
 
 class _Watcher:
-    """Waits for ``http.disconnect`` and then cancels ``task``, unless stopped first."""
+    """Waits for ``http.disconnect`` and then cancels ``task``, unless stopped first.
 
-    __slots__ = ("_future", "_receive", "_task", "hung_up")
+    Once stopped it is left to end by itself rather than cancelled: uvicorn answers ``receive``
+    with ``http.disconnect`` as soon as the response is complete (or the connection gone), and a
+    cancelled task would leave an exception and its frames for the cycle collector.
+    """
+
+    __slots__ = ("_future", "_receive", "_stopped", "_task", "hung_up")
 
     def __init__(self, receive: ASGIReceive, task: asyncio.Task[Any]) -> None:
         self._receive = receive
         self._task = task
+        self._stopped = False
         self.hung_up = False
         self._future = asyncio.ensure_future(self._watch())
 
     async def _watch(self) -> None:
         while True:
             message = await self._receive()
+            if self._stopped:
+                return
             if message["type"] == "http.disconnect":
                 break
         self.hung_up = True
         self._task.cancel()
 
     def stop(self) -> None:
-        self._future.cancel()
+        self._stopped = True
 
 
 def _headers(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
