@@ -1,6 +1,7 @@
 """The ``tokenomy`` command: thin. Each command parses, calls one library function, renders.
 
-Every command group lives in its own module and registers itself on :data:`app`.
+Every command group lives in its own module and registers itself on :data:`app`; the app
+imports only the module of the command being run (``_app.COMMANDS``).
 ``_render`` is the only module that prints.
 """
 
@@ -9,16 +10,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-# Command modules register themselves on `app` when imported; keep this list sorted.
-from tokenomy.cli import batch as _batch  # noqa: F401
-from tokenomy.cli import doctor as _doctor  # noqa: F401
-from tokenomy.cli import emulator as _emulator  # noqa: F401
-from tokenomy.cli import gateway as _gateway  # noqa: F401
-from tokenomy.cli import importer as _importer  # noqa: F401
-from tokenomy.cli import keys as _keys  # noqa: F401
-from tokenomy.cli import pricing as _pricing  # noqa: F401
-from tokenomy.cli import report as _report  # noqa: F401
-from tokenomy.cli import workload as _workload  # noqa: F401
 from tokenomy.cli._app import app
 from tokenomy.cli._render import run_app
 

@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
-import click
 import orjson
 import typer
 from rich.console import Console
@@ -51,12 +50,16 @@ def run_app(app: typer.Typer, argv: list[str]) -> int:
     except TokenomyError as exc:
         error(str(exc))
         return exc.exit_code
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code or 0)
-    except click.ClickException as exc:
-        exc.show()
-        return 2
-    except click.exceptions.Abort:
+    except typer.TyperException as exc:  # typer's own click: usage errors, bad parameters
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            error(exc.format_message())
+        return exc.exit_code
+    except typer.Abort:
         error("aborted")
         return 130
     except KeyboardInterrupt:
