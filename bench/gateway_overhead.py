@@ -244,9 +244,14 @@ def start_stack(
 
 
 def measure(
-    targets: list[tuple[str, str, Server | None]], *, requests: int, rounds: int
+    targets: list[tuple[str, str, Server | None]],
+    *,
+    emulator: Server,
+    requests: int,
+    rounds: int,
 ) -> tuple[dict[int, dict[str, Any]], list[list[Any]]]:
-    """Every target at every level, in interleaved rounds so that drift hits all paths alike."""
+    """Every target at every level, in interleaved rounds so that drift hits all paths alike;
+    the CPU per call of the proxy and of the emulator behind it."""
     results: dict[int, dict[str, Any]] = {}
     rows: list[list[Any]] = []
     per_round = max(1, requests // rounds)
@@ -254,10 +259,13 @@ def measure(
         lats: dict[str, list[float]] = {name: [] for name, _, _ in targets}
         walls: dict[str, float] = dict.fromkeys(lats, 0.0)
         cpus: dict[str, float] = dict.fromkeys(lats, 0.0)
+        emu_cpus: dict[str, float] = dict.fromkeys(lats, 0.0)
         for _ in range(rounds):
             for name, url, server in targets:
                 before = cpu_s(server.proc.pid) if server else 0.0
+                emu_before = cpu_s(emulator.proc.pid)
                 lat, wall = asyncio.run(load(url, concurrency=conc, requests=per_round))
+                emu_cpus[name] += cpu_s(emulator.proc.pid) - emu_before
                 if server:
                     cpus[name] += cpu_s(server.proc.pid) - before
                 lats[name] += lat
@@ -270,6 +278,7 @@ def measure(
                 "p99_ms": pct(lat, 99),
                 "rps": len(lat) / walls[name],
                 "cpu_ms_per_request": cpus[name] * 1000 / len(lat) if server else None,
+                "emulator_cpu_ms_per_request": emu_cpus[name] * 1000 / len(lat),
             }
         direct = level["direct"]
         for name, _, server in targets:
@@ -287,6 +296,7 @@ def measure(
                     "" if server is None else f"{r['added_p99_ms']:+.2f}",
                     f"{r['rps']:.0f}",
                     "" if r["cpu_ms_per_request"] is None else f"{r['cpu_ms_per_request']:.2f}",
+                    f"{r['emulator_cpu_ms_per_request']:.2f}",
                 ]
             )
         results[conc] = level
@@ -324,7 +334,9 @@ def main() -> int:
             env=env, base_env=base_env, tmp=tmp, litellm=not args.no_litellm
         )
         try:
-            levels, rows = measure(targets, requests=args.requests, rounds=args.rounds)
+            levels, rows = measure(
+                targets, emulator=servers[0], requests=args.requests, rounds=args.rounds
+            )
         finally:
             for srv in reversed(servers):
                 srv.stop()
@@ -335,7 +347,17 @@ def main() -> int:
         "rounds": args.rounds,
         "levels": levels,
     }
-    cols = ["streams", "path", "p50 ms", "p99 ms", "added p50", "added p99", "req/s", "CPU ms/req"]
+    cols = [
+        "streams",
+        "path",
+        "p50 ms",
+        "p99 ms",
+        "added p50",
+        "added p99",
+        "req/s",
+        "CPU ms/req",
+        "emulator CPU ms/req",
+    ]
     print_table("Gateway overhead (client-side, streaming, loopback)", cols, rows)
     peer = next((n for n in levels[1] if n.startswith("LiteLLM")), None)
     comparison = ""
