@@ -143,7 +143,7 @@ def parse_timestamp(value: Any) -> datetime | None:
 
 def _str(d: Mapping[str, Any], key: str) -> str | None:
     v = d.get(key)
-    return v if isinstance(v, str) and v else None
+    return v if type(v) is str and v else None  # orjson makes no str subclasses
 
 
 def parse_line(
@@ -333,20 +333,33 @@ def _fast_usage(u: Mapping[str, Any]) -> Usage | None:
     for anything else (then ``from_wire`` reads it, with its messages for bad values)."""
     if not u.keys() <= _FAST_FIELDS or u.get("iterations"):
         return None
-    inp = _count(u.get("input_tokens"))
-    out = _count(u.get("output_tokens"))
-    writes = _count(u.get("cache_creation_input_tokens"))
-    read = _count(u.get("cache_read_input_tokens"))
-    if inp is None or out is None or writes is None or read is None:
-        return None
-    split = u.get("cache_creation")
+    get = u.get
+    inp, out = get("input_tokens"), get("output_tokens")
+    writes, read = get("cache_creation_input_tokens"), get("cache_read_input_tokens")
+    # the common case, four counts, tested in one expression (no call per count)
+    if not (
+        type(inp) is int
+        and type(out) is int
+        and type(writes) is int
+        and type(read) is int
+        and inp >= 0
+        and out >= 0
+        and writes >= 0
+        and read >= 0
+    ):
+        inp, out, writes, read = _count(inp), _count(out), _count(writes), _count(read)
+        if inp is None or out is None or writes is None or read is None:
+            return None
+    split = get("cache_creation")
     if isinstance(split, dict) and (
         "ephemeral_5m_input_tokens" in split or "ephemeral_1h_input_tokens" in split
     ):
-        w5 = _count(split.get("ephemeral_5m_input_tokens"))
-        w1 = _count(split.get("ephemeral_1h_input_tokens"))
-        if w5 is None or w1 is None:
-            return None
+        w5 = split.get("ephemeral_5m_input_tokens")
+        w1 = split.get("ephemeral_1h_input_tokens")
+        if not (type(w5) is int and type(w1) is int and w5 >= 0 and w1 >= 0):
+            w5, w1 = _count(w5), _count(w1)
+            if w5 is None or w1 is None:
+                return None
         unexplained = writes - (w5 + w1)
         known = unexplained <= 0
         if not known:

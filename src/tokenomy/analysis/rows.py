@@ -431,11 +431,13 @@ class RowPacker:
 def _sqlite_time(v: Any) -> Any:
     if v is None:
         return None
-    if v.tzinfo is UTC:  # transcript timestamps: already UTC
-        v = v.replace(tzinfo=None)
-    elif v.tzinfo is not None:
-        v = v.astimezone(UTC).replace(tzinfo=None)
-    text: str = v.isoformat(" ")
+    text: str
+    if v.tzinfo is UTC:  # transcript timestamps: already UTC, "+00:00" cut (no new datetime)
+        text = v.isoformat(" ")[:-6]
+    else:
+        if v.tzinfo is not None:
+            v = v.astimezone(UTC).replace(tzinfo=None)
+        text = v.isoformat(" ")
     return text if v.microsecond else text + ".000000"
 
 
