@@ -234,3 +234,23 @@ def test_refresh_imports_new_transcript_lines_first(
     }
     code, out, err = _run(capsys, "--refresh", "--by", "day", "--json")
     assert code == 0 and err == ""  # nothing new the second time
+
+
+def test_refresh_on_a_fresh_ledger_reports_what_import_then_report_does(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one-command path (``report --refresh``) and the two-command path (``import
+    claude-code`` then ``report``) give the same report (bench/ccusage_parity.py times both)."""
+    src = tmp_path / "claude"
+    shutil.copytree(TRANSCRIPTS, src)
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(src))
+    monkeypatch.setenv("TOKENOMY_DATA_DIR", str(tmp_path / "one"))
+    code, one, _ = _run(capsys, "--refresh", "--by", "session", "--json")
+    assert code == 0
+    monkeypatch.setenv("TOKENOMY_DATA_DIR", str(tmp_path / "two"))
+    assert main(["import", "claude-code", "--json"]) == 0
+    capsys.readouterr()
+    code, two, _ = _run(capsys, "--by", "session", "--json")
+    assert code == 0
+    assert orjson.loads(one) == orjson.loads(two)
+    assert len(orjson.loads(one)["rows"]) == 2
