@@ -592,7 +592,7 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="generate into (or reuse) this folder")
     ap.add_argument("--no-publish", action="store_true", help="do not rewrite docs/benchmarks.md")
     ap.add_argument(
-        "--rounds", type=int, default=3, help="interleaved rounds of the first pass (median)"
+        "--rounds", type=int, default=5, help="interleaved rounds of the first pass (median)"
     )
     args = ap.parse_args()
     if not CCUSAGE.exists():
@@ -741,7 +741,9 @@ def main() -> None:
         publish(
             "ccusage_parity",
             title="Transcript import vs ccusage (bench/ccusage_parity.py)",
-            command=f".venv/bin/python bench/ccusage_parity.py --mb {args.mb}",
+            command=(
+                f".venv/bin/python bench/ccusage_parity.py --mb {args.mb} --rounds {args.rounds}"
+            ),
             body_md=body,
             data={
                 "bytes": size,
