@@ -34,6 +34,7 @@ import pytest
 from sqlalchemy import inspect
 
 import tokenomy.analysis.importer as importer_mod
+import tokenomy.analysis.readers as readers_mod
 from tokenomy.analysis.importer import import_claude_code
 from tokenomy.data.table import ModelTable
 from tokenomy.ledger import Ledger
@@ -253,8 +254,8 @@ def test_parallel_workers_give_the_same_ledger(
     rows or all at once: the same runs, calls and events as reading here."""
     monkeypatch.setattr(importer_mod, "_PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(importer_mod, "_FLUSH_ROWS", flush_rows)
-    monkeypatch.setattr(importer_mod, "_AHEAD_PARTS", 1)
-    monkeypatch.setattr(importer_mod, "_PART_FILES", 2)
+    monkeypatch.setattr(readers_mod, "_AHEAD_PARTS", 1)
+    monkeypatch.setattr(readers_mod, "_PART_FILES", 2)
     s = import_claude_code(ledger, [basic], table=table, now=NOW, workers=2)
     assert s.calls == 10 and s.cost_usd == Decimal("0.2103742") and s.sidechain_replays == 1
     s1 = get_run(ledger, S1)

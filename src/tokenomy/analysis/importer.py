@@ -22,20 +22,19 @@ import gc
 import multiprocessing as mp
 import os
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import Connection, Table, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from tokenomy.analysis.filereader import FileResult, FileState, ImportedCall, read_file
+from tokenomy.analysis.readers import ReadOutcome, ReadTask, read_in_workers
 from tokenomy.analysis.rows import Pricer, RowPacker
 from tokenomy.analysis.transcripts import (
     FileIdentity,
@@ -53,11 +52,6 @@ __all__ = ["ImportSummary", "SkippedLine", "import_claude_code"]
 
 _FLUSH_ROWS = 16_000  # rows per transaction on a big first import
 _PARALLEL_MIN_BYTES = 32 << 20  # below this, starting processes costs more than it saves
-_BIG_FILE_BYTES = 64 << 20  # read in this process, calls streamed (bounded memory)
-_PART_BYTES = 4 << 20  # files handed to a reader at once: about this much of them
-_PART_FILES = 64  # and at most this many
-_AHEAD_PARTS = 16  # parts handed to each reader before their results are taken
-_AHEAD_BYTES = 128 << 20  # at most this much of them
 _BYTES_PER_CALL = 8 << 10  # about this much transcript per API response
 _STREAM_CALLS = 1_000  # calls of one file handled (dedupe lookups, batch) at a time
 _CHUNK = 500
@@ -199,7 +193,7 @@ def _import(
     pending = sum(t.ident.size - t.offset for t in tasks)
     done = 0
 
-    def tick(task: _Task) -> None:
+    def tick(task: ReadTask) -> None:
         nonlocal done
         done += 1
         if progress is not None:
@@ -207,7 +201,14 @@ def _import(
 
     with importer.deferred_indexes(pending_bytes=pending):
         if n >= 1 and pending >= _PARALLEL_MIN_BYTES and "fork" in mp.get_all_start_methods():
-            _read_in_workers(importer, tasks, workers=n, table=table, tick=tick)
+            read_in_workers(
+                tasks,
+                workers=n,
+                table=table,
+                sqlite=importer.sqlite,
+                take=importer.finish,
+                tick=tick,
+            )
         else:
             for task in tasks:
                 importer.finish(task, None)
@@ -216,122 +217,6 @@ def _import(
     importer.checkpoint()
     summary.elapsed_s = time.perf_counter() - started
     return summary
-
-
-def _read_in_workers(
-    importer: _Importer,
-    tasks: Sequence[_Task],
-    *,
-    workers: int,
-    table: ModelTable,
-    tick: Callable[[_Task], None],
-) -> None:
-    """Reading and pricing is CPU-bound Python: spread the files over processes, keep at most
-    a few parts waiting (bounded memory), take their results in file order."""
-    ctx = mp.get_context("fork")
-    init = (table, importer.sqlite)
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=init) as pool:
-        window: deque[tuple[list[_Task], Future[list[_Read]]]] = deque()
-        ahead = 0  # bytes of the files in the window
-
-        def take_oldest() -> None:
-            nonlocal ahead
-            part, fut = window.popleft()
-            for t, got in zip(part, fut.result(), strict=True):
-                ahead -= t.ident.size - t.offset
-                importer.finish(t, got)
-                tick(t)
-
-        for part in _parts(tasks):
-            if len(part) == 1 and part[0].ident.size - part[0].offset > _BIG_FILE_BYTES:
-                # A very big file is read here, its calls streamed to the ledger: a worker
-                # would hand all of them over at once. Files stay in order.
-                while window:
-                    take_oldest()
-                importer.finish(part[0], None)
-                tick(part[0])
-                continue
-            window.append((part, pool.submit(_read, [t.args() for t in part])))
-            ahead += sum(t.ident.size - t.offset for t in part)
-            # Keep the readers busy while this process writes, within bounded memory.
-            while len(window) > _AHEAD_PARTS * workers or ahead > _AHEAD_BYTES:
-                take_oldest()
-        while window:
-            take_oldest()
-
-
-@dataclass(slots=True)
-class _Task:
-    tf: TranscriptFile
-    ident: FileIdentity
-    offset: int
-    first_line: int
-    state: FileState
-    replay: bytes | None
-    resets: list[str] = field(default_factory=list)  # runs of a rewritten file: cleared first
-
-    def args(self) -> tuple[Any, ...]:
-        return (self.tf, self.offset, self.first_line, self.state, self.replay)
-
-
-def _head(tf: TranscriptFile, offset: int) -> str:
-    try:
-        return head_hash(tf.path, offset)
-    except OSError:
-        return ""
-
-
-class _Read(NamedTuple):
-    """A worker's file: the result, or why the file could not be read."""
-
-    result: FileResult | None
-    error: str | None
-
-
-def _parts(tasks: Sequence[_Task]) -> Iterator[list[_Task]]:
-    """Consecutive files in parts of about ``_PART_BYTES`` (a big file alone): one hand-over
-    to a reader per part, not per file."""
-    part: list[_Task] = []
-    size = 0
-    for task in tasks:
-        n = task.ident.size - task.offset
-        if part and (size + n > _PART_BYTES or len(part) >= _PART_FILES):
-            yield part
-            part, size = [], 0
-        part.append(task)
-        size += n
-    if part:
-        yield part
-
-
-# One pricer per worker process, its memos shared by the files that process reads.
-_WORKER: dict[str, Pricer] = {}
-
-
-def _init(table: ModelTable, sqlite: bool) -> None:
-    _WORKER["pricer"] = Pricer(table, sqlite=sqlite)
-
-
-def _read(part: list[tuple[Any, ...]]) -> list[_Read]:
-    """Read a part's files (in a worker)."""
-    pricer = _WORKER["pricer"]
-    out: list[_Read] = []
-    for tf, offset, first_line, state, replay in part:
-        try:
-            result = read_file(
-                tf,
-                offset=offset,
-                first_line=first_line,
-                state=state,
-                replay_blob=replay,
-                table=pricer.table,
-                pricer=pricer,
-            )
-        except OSError as exc:
-            out.append(_Read(None, exc.strerror or str(exc)))
-            continue
-        out.append(_Read(result, None))
-    return out
 
 
 class _Importer:
@@ -372,7 +257,7 @@ class _Importer:
 
     # ------------------------------------------------------------------ one file
 
-    def plan(self, tf: TranscriptFile) -> _Task | None:
+    def plan(self, tf: TranscriptFile) -> ReadTask | None:
         """Where to start reading ``tf``; None when it is unchanged or unreadable."""
         s = self.summary
         key = str(tf.path)
@@ -391,7 +276,7 @@ class _Importer:
         except OSError as exc:
             s.unreadable.append((key, exc.strerror or str(exc)))
             return None
-        task = _Task(tf, ident, 0, 0, FileState(), None)
+        task = ReadTask(tf, ident, 0, 0, FileState(), None)
         if prev is None:
             return task
         same = (
@@ -411,7 +296,7 @@ class _Importer:
             task.resets = [r for r in (old.run_id, *old.children) if r]
         return task
 
-    def finish(self, task: _Task, got: _Read | None) -> None:
+    def finish(self, task: ReadTask, got: ReadOutcome | None) -> None:
         """Read ``task`` here (or take what a worker read) and queue its rows."""
         s = self.summary
         key = str(task.tf.path)
@@ -714,6 +599,13 @@ class _Importer:
             index_elements=[key],
             set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name != key},
         )
+
+
+def _head(tf: TranscriptFile, offset: int) -> str:
+    try:
+        return head_hash(tf.path, offset)
+    except OSError:
+        return ""
 
 
 def _chunks(ids: Sequence[str]) -> Iterable[list[str]]:
