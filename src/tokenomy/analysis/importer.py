@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Table, delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from tokenomy.analysis.filereader import FileResult, FileState, ImportedCall, read_file
@@ -234,8 +233,6 @@ class _Importer:
         self.side_msgs: dict[tuple[str, str], list[str]] = {}
         self.batch = _Batch()
         self.incremental = False
-        insert = postgresql.insert if ledger.backend == "postgresql" else sqlite.insert
-        self._insert = insert
         self._packers: dict[str, RowPacker] = {}
 
     # ------------------------------------------------------------------ state
@@ -490,44 +487,15 @@ class _Importer:
         self.summary.runs += len(b.runs)
         self.batch = _Batch()
 
-    @contextlib.contextmanager
-    def deferred_indexes(self, *, pending_bytes: int) -> Iterator[None]:
-        """A big first import on SQLite: the ``calls`` table's secondary indexes are dropped
-        while the rows go in and built once at the end — a sort each, instead of putting every
-        call at a random place in three indexes (it halves the time spent writing).
-
-        Only when no earlier import's calls must be looked up (the lookups use the indexes) and
-        the import brings more calls than the table holds. An import that dies in between
-        leaves them missing (queries stay right, only slower): every import on SQLite starts by
-        building any missing one.
-        """
-        if not self.sqlite:
-            yield
-            return
-        indexes = sorted(calls.indexes, key=lambda ix: str(ix.name))
-        engine = self.ledger.engine.execution_options(sqlite_begin="IMMEDIATE")
-        defer = False
-        with engine.begin() as conn:
-            for ix in indexes:
-                ix.create(conn, checkfirst=True)
-            if not self.incremental and pending_bytes >= _PARALLEL_MIN_BYTES:
-                n = conn.execute(select(func.count()).select_from(calls)).scalar_one()
-                defer = n * _BYTES_PER_CALL < pending_bytes
-            if defer:
-                for ix in indexes:
-                    ix.drop(conn)
-        try:
-            yield
-        except BaseException:
-            if defer:
-                with contextlib.suppress(SQLAlchemyError), engine.begin() as conn:
-                    for ix in indexes:
-                        ix.create(conn, checkfirst=True)
-            raise
-        if defer:
-            with engine.begin() as conn:
-                for ix in indexes:
-                    ix.create(conn)
+    def deferred_indexes(self, *, pending_bytes: int) -> contextlib.AbstractContextManager[None]:
+        """A big first import on SQLite builds the ``calls`` indexes once at the end (it halves
+        the time spent writing): only when no earlier import's calls must be looked up (the
+        lookups use the indexes) and the import brings more calls than the table holds."""
+        if self.incremental or pending_bytes < _PARALLEL_MIN_BYTES:
+            return self.ledger.calls_indexes_deferred(None)
+        return self.ledger.calls_indexes_deferred(
+            lambda rows: rows * _BYTES_PER_CALL < pending_bytes
+        )
 
     def checkpoint(self) -> None:
         """Back to SQLite's defaults for this connection, the WAL folded into the file."""
@@ -572,7 +540,7 @@ class _Importer:
             )
         rows = [placeholder_run_row(i, self.now) for i in sorted(ids - present)]
         if rows:
-            conn.execute(self._insert(runs).on_conflict_do_nothing(), rows)
+            conn.execute(self.ledger.insert_stmt(runs).on_conflict_do_nothing(), rows)
 
     def packer(self, table: Table) -> RowPacker:
         p = self._packers.get(table.name)
@@ -591,13 +559,8 @@ class _Importer:
             # values stored exactly as SQLAlchemy's types would store them (RowPacker).
             conn.exec_driver_sql(p.upsert_sql(key), list(tuples))
             return
-        conn.execute(self._upsert(table, key), [dict(zip(p.cols, t, strict=True)) for t in tuples])
-
-    def _upsert(self, table: Any, key: str) -> Any:
-        stmt = self._insert(table)
-        return stmt.on_conflict_do_update(
-            index_elements=[key],
-            set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name != key},
+        conn.execute(
+            self.ledger.upsert_stmt(table, key), [dict(zip(p.cols, t, strict=True)) for t in tuples]
         )
 
 

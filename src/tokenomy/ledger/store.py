@@ -77,9 +77,9 @@ class Ledger:
         self._lock = threading.Lock()
         self._closed = False
         # Built once: compiling a 70-column upsert per batch would cost more than the insert.
-        self._placeholder_stmt = self._insert(runs).on_conflict_do_nothing()
-        self._run_upsert = self._upsert(runs, "run_id")
-        self._call_upsert = self._upsert(calls, "call_id")
+        self._placeholder_stmt = self.insert_stmt(runs).on_conflict_do_nothing()
+        self._run_upsert = self.upsert_stmt(runs, "run_id")
+        self._call_upsert = self.upsert_stmt(calls, "call_id")
         # SQLite: the same statements, compiled once more and run on the driver's cursor (see
         # _Compiled). The writer thread then holds the GIL only to bind values: sqlite3 lets it
         # go while SQLite works, so the event loop sharing the core is not held up.
@@ -202,17 +202,54 @@ class Ledger:
             if event_rows:
                 conn.execute(events.insert(), event_rows)
 
-    def _insert(self, table: Table) -> Any:
+    def insert_stmt(self, table: Table) -> Any:
+        """An ``INSERT`` for ``table`` in this backend's dialect (it has ``on_conflict_*``)."""
         if self.target.backend == "postgresql":
             return postgresql.insert(table)
         return sqlite.insert(table)
 
-    def _upsert(self, table: Table, key: str) -> Any:
-        stmt = self._insert(table)
+    def upsert_stmt(self, table: Table, key: str) -> Any:
+        """An ``INSERT`` for ``table`` that replaces the row with the same ``key``."""
+        stmt = self.insert_stmt(table)
         return stmt.on_conflict_do_update(
             index_elements=[key],
             set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name != key},
         )
+
+    @contextlib.contextmanager
+    def calls_indexes_deferred(self, defer: Callable[[int], bool] | None) -> Iterator[None]:
+        """SQLite, for a bulk load of ``calls``: any missing secondary index is built first;
+        then, if ``defer`` is given and ``defer(rows already in calls)``, the indexes are
+        dropped while the block runs and built once after it — a sort each, instead of putting
+        every row at a random place in each index. A block that fails gets them back; a
+        process killed in the middle leaves them missing (queries stay right, only slower)
+        until the next bulk load builds them. Other backends: nothing to do."""
+        if self.backend != "sqlite":
+            yield
+            return
+        indexes = sorted(calls.indexes, key=lambda ix: str(ix.name))
+        engine = self._engine.execution_options(sqlite_begin="IMMEDIATE")
+        with engine.begin() as conn:
+            for ix in indexes:
+                ix.create(conn, checkfirst=True)
+            dropped = defer is not None and defer(
+                conn.execute(select(func.count()).select_from(calls)).scalar_one()
+            )
+            if dropped:
+                for ix in indexes:
+                    ix.drop(conn)
+        try:
+            yield
+        except BaseException:
+            if dropped:
+                with contextlib.suppress(SQLAlchemyError), engine.begin() as conn:
+                    for ix in indexes:
+                        ix.create(conn, checkfirst=True)
+            raise
+        if dropped:
+            with engine.begin() as conn:
+                for ix in indexes:
+                    ix.create(conn)
 
     def writer(self) -> LedgerWriter:
         """This ledger's write-behind writer (one per ledger), started on first use."""
